@@ -18,7 +18,8 @@ quirks; see README "Reference quirks" and `../shared/reference_spec.md` §3.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 SCALAR, VECTOR, MATRIX = "s", "v", "m"
 KINDS = (SCALAR, VECTOR, MATRIX)

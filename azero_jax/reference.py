@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -70,39 +70,50 @@ class EvalResult:
     tasks: list[TaskResult]
 
 
+def execute(
+    instructions: Sequence[Instruction],
+    memory: Memory,
+    *,
+    seed: int = 0,
+    task_index: int = 0,
+    phase: int = rng_lib.PHASE_SETUP,
+    example: int = 0,
+    component: str = "setup",
+) -> None:
+    """Runs `instructions` in order on `memory` (in place). The keyword
+    arguments locate the execution in the random stream (random-set ops)."""
+    features = memory.shape.features
+    with np.errstate(all="ignore"):
+        for position, instr in enumerate(instructions):
+            spec = ops_lib.OPS[instr.op]
+            if spec.out is None:
+                continue
+            old = memory.read(spec.out, instr.out)
+            u1 = u2 = None
+            if spec.random:
+                key = rng_lib.instruction_key(np, seed, task_index, phase, example,
+                                              rng_lib.COMPONENT_INDEX[component], position)
+                u1 = rng_lib.uniforms(np, key, old.shape, np.float64, stream=0)
+                u2 = rng_lib.uniforms(np, key, old.shape, np.float64, stream=1)
+            args = ops_lib.OpArgs(
+                a=memory.read(spec.in1, instr.in1), b=memory.read(spec.in2, instr.in2), old=old,
+                d=instr.d, f0=instr.f0, f1=instr.f1, f2=instr.f2, u1=u1, u2=u2, features=features,
+            )
+            memory.write(spec.out, instr.out, spec.kernel(np, args))
+
+
 class _Executor:
-    """Runs component functions on one memory, keyed for the random stream."""
+    """One program on one task's memory, keyed for the random stream."""
 
     def __init__(self, algorithm: Algorithm, task: Task, memory_shape: MemoryShape, seed: int):
         self.algorithm = algorithm
         self.task = task
         self.memory = Memory(memory_shape.with_features(task.features))
-        self.features = task.features
         self.seed = seed
 
     def run(self, component: str, phase: int, example: int) -> None:
-        memory = self.memory
-        for position, instr in enumerate(self.algorithm.component(component)):
-            spec = ops_lib.OPS[instr.op]
-            if spec.out is None:
-                continue
-            memory.write(spec.out, instr.out, self._execute(spec, instr, component, phase, example, position))
-
-    def _execute(self, spec: ops_lib.Op, instr: Instruction, component: str, phase: int, example: int,
-                 position: int):
-        memory = self.memory
-        old = memory.read(spec.out, instr.out)
-        u1 = u2 = None
-        if spec.random:
-            key = rng_lib.instruction_key(np, self.seed, self.task.index, phase, example,
-                                          rng_lib.COMPONENT_INDEX[component], position)
-            u1 = rng_lib.uniforms(np, key, old.shape, np.float64, stream=0)
-            u2 = rng_lib.uniforms(np, key, old.shape, np.float64, stream=1)
-        args = ops_lib.OpArgs(
-            a=memory.read(spec.in1, instr.in1), b=memory.read(spec.in2, instr.in2), old=old,
-            d=instr.d, f0=instr.f0, f1=instr.f1, f2=instr.f2, u1=u1, u2=u2, features=self.features,
-        )
-        return spec.kernel(np, args)
+        execute(self.algorithm.component(component), self.memory, seed=self.seed, task_index=self.task.index,
+                phase=phase, example=example, component=component)
 
 
 def evaluate_task(
@@ -141,11 +152,8 @@ def _evaluate_task(algorithm, task, memory, seed, max_abs_error, num_train_examp
     executor.run("setup", rng_lib.PHASE_SETUP, 0)
     result = TaskResult(fitness=fitness_lib.MIN_FITNESS, train_steps=0, stopped_early=False)
     best = fitness_lib.MIN_FITNESS
-    step = 0
-    epoch = 0
-    while step < num_all_train:
-        chunk_end = min(step + per_epoch, num_all_train)
-        for step in range(step, chunk_end):
+    for epoch, start in enumerate(range(0, num_all_train, per_epoch)):
+        for step in range(start, min(start + per_epoch, num_all_train)):
             example = order[step]
             x, y = task.x_train[example], task.y_train[example]
             result.train_steps += 1  # counted before Predict, like the reference
@@ -162,16 +170,11 @@ def _evaluate_task(algorithm, task, memory, seed, max_abs_error, num_train_examp
             mem.vector[ops_lib.FEATURES_ADDRESS] = x
             mem.scalar[ops_lib.LABEL_ADDRESS] = y
             executor.run("learn", rng_lib.PHASE_TRAIN, step)
-        else:
-            step = chunk_end
         if result.stopped_early:
             if epoch == 0:
-                result.fitness = fitness_lib.MIN_FITNESS
-                return result
+                return result  # first-epoch divergence: minimum fitness
             break
-        epoch_fitness = _validate(executor, task, num_valid, epoch, max_abs_error, result)
-        best = max(best, epoch_fitness)
-        epoch += 1
+        best = max(best, _validate(executor, task, num_valid, epoch, max_abs_error, result))
     result.fitness = best
     return result
 

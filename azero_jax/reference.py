@@ -147,12 +147,14 @@ def _evaluate_task(algorithm, task, memory, seed, max_abs_error, num_train_examp
     max_train = per_epoch * task.num_train_epochs
     num_all_train = max_train if num_train_examples is None else min(int(num_train_examples), max_train)
     num_valid = task.num_valid if num_valid_examples is None else min(int(num_valid_examples), task.num_valid)
+    if num_valid < 1:
+        raise ValueError(f"task {task.name or task.index} needs at least one validation example")
     order = task.epoch_order()
 
     executor.run("setup", rng_lib.PHASE_SETUP, 0)
     result = TaskResult(fitness=fitness_lib.MIN_FITNESS, train_steps=0, stopped_early=False)
     best = fitness_lib.MIN_FITNESS
-    for epoch, start in enumerate(range(0, num_all_train, per_epoch)):
+    for epoch, start in enumerate(range(0, num_all_train, max(per_epoch, 1))):
         for step in range(start, min(start + per_epoch, num_all_train)):
             example = order[step]
             x, y = task.x_train[example], task.y_train[example]

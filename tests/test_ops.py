@@ -139,7 +139,7 @@ def test_no_op_changes_nothing():
     mem = fresh_memory()
     before = (mem.scalar.copy(), mem.vector.copy(), mem.matrix.copy())
     run(Instruction(0), mem)
-    for a, b in zip(before, (mem.scalar, mem.vector, mem.matrix)):
+    for a, b in zip(before, (mem.scalar, mem.vector, mem.matrix), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

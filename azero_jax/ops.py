@@ -162,13 +162,13 @@ def _matrix_set(xp, x: OpArgs):
 
 
 def _uniform_set(xp, x: OpArgs):
-    """abseil `Uniform(IntervalOpen, lo, hi)`: lo > hi (or NaN) returns lo;
+    """abseil `Uniform(IntervalOpen, lo, hi)`: lo > hi (or NaN) returns lo unchanged;
     lo == hi returns lo + 0 (so +0 for zero bounds); else lo + (hi - lo) * u."""
     lo = xp.asarray(x.f0, dtype=x.u1.dtype)
     hi = xp.asarray(x.f1, dtype=x.u1.dtype)
     drawn = lo + (hi - lo) * x.u1
     valid = lo <= hi  # False for lo > hi and for NaN bounds
-    return xp.where(valid, drawn, lo + xp.zeros_like(x.u1))
+    return xp.where(valid, drawn, lo)  # lo itself: keeps the sign of -0
 
 
 def _gaussian_set(xp, x: OpArgs):

@@ -256,8 +256,10 @@ def test_element_index_uses_float32_product():
 def test_uniform_set_with_lo_ge_hi_returns_lo():
     mem = fresh_memory()
     execute([op("SCALAR_UNIFORM_SET", out=5, f0=0.5, f1=-0.25), op("VECTOR_UNIFORM_SET", out=3, f0=0.75, f1=0.75),
-             op("MATRIX_UNIFORM_SET", out=2, f0=-0.0, f1=-0.0), op("SCALAR_UNIFORM_SET", out=6, f0=NAN, f1=1.0)], mem)
+             op("MATRIX_UNIFORM_SET", out=2, f0=-0.0, f1=-0.0), op("SCALAR_UNIFORM_SET", out=6, f0=NAN, f1=1.0),
+             op("SCALAR_UNIFORM_SET", out=7, f0=-0.0, f1=-0.5)], mem)
     assert mem.scalar[5] == 0.5
+    assert mem.scalar[7] == 0.0 and math.copysign(1, mem.scalar[7]) == -1  # lo > hi: lo itself, sign kept
     np.testing.assert_array_equal(mem.vector[3], [0.75] * 4)
     assert np.all(mem.matrix[2] == 0.0) and np.all(np.copysign(1, mem.matrix[2]) == 1)  # -0 + 0 = +0
     assert math.isnan(mem.scalar[6])

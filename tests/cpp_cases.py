@@ -1,0 +1,74 @@
+"""Access to the authors' C++ reference cases in ../shared/cpp_reference_cases."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+
+import numpy as np
+
+from azero_jax.program import MemoryShape
+from azero_jax.tasks import Task
+
+CASES_DIR = pathlib.Path(
+    os.environ.get("AZERO_CPP_CASES", pathlib.Path(__file__).resolve().parents[2] / "shared" / "cpp_reference_cases")
+)
+
+
+def load_manifest() -> dict:
+    path = CASES_DIR / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"C++ reference cases not found at {CASES_DIR} (expected ../shared/cpp_reference_cases beside the "
+            "repository); set AZERO_CPP_CASES to their folder"
+        )
+    return json.loads(path.read_text())
+
+
+def case_task(case: dict) -> Task:
+    data = np.load(CASES_DIR / case["data"])
+    return Task(data["x_train"], data["y_train"], data["x_valid"], data["y_valid"], eval_type=case["eval_type"],
+                name=case["id"])
+
+
+def case_memory(manifest: dict, case: dict) -> MemoryShape:
+    m = manifest["memory"]
+    return MemoryShape(m["scalar"], m["vector"], m["matrix"], case["features_size"])
+
+
+def close(a, b, rtol: float = 1e-9, atol: float = 1e-12) -> bool:
+    """The cases' tolerance: NaN matches NaN, infinities exactly, zero sign ignored."""
+    a = math.nan if a is None else float(a)
+    b = math.nan if b is None else float(b)
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= max(atol, rtol * max(abs(a), abs(b)))
+
+
+def mismatches(case: dict, fitness: float, predictions, train_steps: int | None = None,
+               stopped_early: bool | None = None) -> list[str]:
+    """Every disagreement between an evaluation and the C++ output, as text."""
+    tol = dict(rtol=1e-9, atol=1e-12)
+    problems = []
+    if not close(fitness, case["fitness"], **tol):
+        problems.append(f"fitness {fitness!r} != C++ {case['fitness']!r}")
+    if train_steps is not None and train_steps != case["train_steps"]:
+        problems.append(f"train_steps {train_steps} != C++ {case['train_steps']}")
+    if stopped_early is not None and stopped_early != case["train_stopped_early"]:
+        problems.append(f"stopped_early {stopped_early} != C++ {case['train_stopped_early']}")
+    reference = case["valid_predictions"]
+    if reference is not None:
+        stop = case["valid_stop_index"]
+        n = stop + 1 if stop >= 0 else len(reference)
+        if predictions is None or len(predictions) < n:
+            problems.append(f"expected at least {n} validation predictions")
+        else:
+            for i in range(n):
+                if not close(predictions[i], reference[i], **tol):
+                    problems.append(f"prediction[{i}] {predictions[i]!r} != C++ {reference[i]!r}")
+                    break
+    return problems

@@ -169,10 +169,11 @@ def validate_instruction(instr: Instruction, memory: MemoryShape, where: str = "
     if spec.id in (57, 58):
         for field in spec.consts[:-1]:
             value = getattr(instr, field)
-            if not 0.0 <= value < 1.0:
+            # [0, 1]: a fraction just below 1 prints as "1" in the reference's 6-digit form.
+            if not 0.0 <= value <= 1.0:
                 raise ProgramError(
-                    f"{where}: element index {field}={value!r} of {spec.name} must be a fraction in [0, 1) "
-                    "(the element is int(F * fraction))"
+                    f"{where}: element index {field}={value!r} of {spec.name} must be a fraction in [0, 1] "
+                    "(the element is int(F * fraction), at most F - 1)"
                 )
 
 

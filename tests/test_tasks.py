@@ -60,7 +60,7 @@ def test_randomize_task_seeds_range_and_determinism():
     assert a.data_seeds != a.param_seeds
     assert (a.kind, a.features, a.num_train, a.num_valid, a.num_tasks) == (
         spec.kind, spec.features, spec.num_train, spec.num_valid, spec.num_tasks)
-    assert tasks_lib.task_seeds(a) == list(zip(a.data_seeds, a.param_seeds))
+    assert tasks_lib.task_seeds(a) == list(zip(a.data_seeds, a.param_seeds, strict=True))
 
 
 def test_make_tasks_with_rng_randomizes_seeds():

@@ -24,7 +24,8 @@ class ProgramError(ValueError):
 
 def to_float32(x: float) -> float:
     """The reference stores float data as float32; keep the value exactly."""
-    return float(np.float32(x))
+    with np.errstate(over="ignore"):
+        return float(np.float32(x))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +89,16 @@ class Instruction:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
                 raise ProgramError(f"field {field} must be a number, got {value!r}")
-            value = float(value)
-            object.__setattr__(self, field, value if field == "d" else to_float32(value))
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ProgramError(f"field {field}={value!r} does not fit a double") from None
+            if field != "d":
+                stored = to_float32(value)
+                if math.isinf(stored) and math.isfinite(value):
+                    raise ProgramError(f"field {field}={value!r} does not fit a float32 (|x| <= 3.4028235e38)")
+                value = stored
+            object.__setattr__(self, field, value)
 
     @property
     def spec(self) -> ops_lib.Op:

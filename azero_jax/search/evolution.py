@@ -1,0 +1,344 @@
+"""Regularized (aging) evolution, islands and random search (spec §14).
+
+The search state is an explicit value (`EvolutionState`: populations,
+fitnesses, next-slot cursors, counters and the NumPy generator's state), and
+`RegularizedEvolution.step` maps one state to the next. That makes a run
+reproducible from its seed, checkpointable at any step, and testable.
+
+Batching: each step draws `children_per_step` parents per island by
+independent tournaments on the population as it is before the step, mutates
+them, evaluates all children of all islands in ONE `evaluate_fn` call, and
+writes them over the oldest slots in sweep order. `children_per_step = 1` is
+the reference's sequential algorithm (each tournament sees the previous
+child); larger values trade that for device-sized batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from azero_jax import serialization
+from azero_jax.program import Algorithm
+from azero_jax.search.mutator import Mutator
+
+EvaluateFn = Callable[[list[Algorithm]], Sequence[float]]
+# The init model (e.g. an `InitialPopulation`): a fresh program per call.
+ProgramSource = Callable[[np.random.Generator], Algorithm]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvolutionConfig:
+    """Search loop settings (reference `population_size`, `tournament_size`,
+    `progress_every`; the rest are this package's extensions).
+
+    migration_every: steps between migrations (0 = never): each island's best
+      is copied over the oldest individual of the next island (ring).
+    random_search: children are fresh programs from the initial-population
+      generator instead of mutated tournament winners.
+    """
+
+    population_size: int = 1000
+    tournament_size: int = 10
+    children_per_step: int = 1
+    num_islands: int = 1
+    migration_every: int = 0
+    random_search: bool = False
+    progress_every: int = 10000
+
+    def __post_init__(self):
+        for name, low in (("population_size", 1), ("tournament_size", 1), ("children_per_step", 1),
+                          ("num_islands", 1), ("migration_every", 0), ("progress_every", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"EvolutionConfig.{name} must be an integer >= {low}, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if self.children_per_step > self.population_size:
+            raise ValueError(f"children_per_step ({self.children_per_step}) cannot exceed population_size "
+                             f"({self.population_size})")
+
+
+@dataclasses.dataclass
+class Island:
+    """One population as a circular buffer: `next_slot` holds the oldest."""
+
+    programs: list[Algorithm]
+    fitnesses: np.ndarray
+    next_slot: int = 0
+
+    def copy(self) -> Island:
+        return Island(list(self.programs), self.fitnesses.copy(), self.next_slot)
+
+
+@dataclasses.dataclass
+class EvolutionState:
+    islands: list[Island]
+    rng_state: dict[str, Any]
+    num_individuals: int = 0
+    num_steps: int = 0
+    best_program: Algorithm | None = None  # best ever evaluated (random search's result)
+    best_fitness: float = -math.inf
+    last_progress: int | None = None  # num_individuals at the last progress line
+
+    def copy(self) -> EvolutionState:
+        return dataclasses.replace(self, islands=[i.copy() for i in self.islands],
+                                   rng_state=_copy_state(self.rng_state))
+
+
+def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_copy_state(v) if isinstance(v, dict) else v) for k, v in state.items()}
+
+
+def make_rng(state: dict[str, Any]) -> np.random.Generator:
+    """A Generator resumed from `rng.bit_generator.state`."""
+    bit_gen = getattr(np.random, state["bit_generator"])()
+    bit_gen.state = state
+    return np.random.Generator(bit_gen)
+
+
+# ------------------------------------------------------------ pieces --
+
+def tournament(rng: np.random.Generator, fitnesses: np.ndarray, tournament_size: int) -> int:
+    """Reference `BestFitnessTournament`: T indices uniform WITH replacement;
+    the strictly best fitness wins, ties keep the earliest drawn; NaN never wins
+    over a number."""
+    drawn = rng.integers(0, len(fitnesses), size=tournament_size)
+    values = np.asarray(fitnesses, dtype=np.float64)[drawn]
+    values = np.where(np.isnan(values), -np.inf, values)
+    return int(drawn[int(np.argmax(values))])  # argmax: first occurrence of the max
+
+
+def best_index(fitnesses: np.ndarray) -> int:
+    """First index of the maximum (reference `GetBest`)."""
+    values = np.asarray(fitnesses, dtype=np.float64)
+    return int(np.argmax(np.where(np.isnan(values), -np.inf, values)))
+
+
+def population_stats(fitnesses: np.ndarray) -> tuple[float, float, float]:
+    """(mean, stdev, best) as the reference computes them: stdev =
+    sqrt(max(0, E[f^2] - E[f]^2))."""
+    f = np.asarray(fitnesses, dtype=np.float64)
+    mean = float(np.sum(f) / f.size)
+    var = float(np.sum(f * f) / f.size) - mean * mean
+    return mean, math.sqrt(max(var, 0.0)), float(f[best_index(f)])
+
+
+def progress_line(num_individuals: int, elapsed_secs: float, fitnesses: np.ndarray) -> str:
+    """The reference's progress line (`MaybePrintProgress`)."""
+    mean, stdev, best = population_stats(fitnesses)
+    return (f"indivs={num_individuals}, elapsed_secs={int(elapsed_secs)}, mean={mean:.6f}, "
+            f"stdev={stdev:.6f}, best fit={best:.6f},")
+
+
+# ------------------------------------------------------------ search --
+
+class RegularizedEvolution:
+    """Regularized evolution over one or more islands.
+
+    `generator(rng)` gives the init model (and random search's children);
+    `evaluate_fn(programs) -> fitnesses` is called once per `init` and once
+    per `step` with every new program of that call (batched).
+    """
+
+    def __init__(self, config: EvolutionConfig, mutator: Mutator, generator: ProgramSource,
+                 evaluate_fn: EvaluateFn, *, log: Callable[[str], None] | None = print):
+        self.config = config
+        self.mutator = mutator
+        self.generator = generator
+        self.evaluate_fn = evaluate_fn
+        self.log = log
+        self.start_time = time.monotonic()
+
+    def _evaluate(self, programs: list[Algorithm]) -> np.ndarray:
+        values = np.asarray(list(self.evaluate_fn(programs)), dtype=np.float64)
+        if values.shape != (len(programs),):
+            raise ValueError(f"evaluate_fn returned {values.shape[0] if values.ndim else 0} fitnesses "
+                             f"for {len(programs)} programs")
+        return values
+
+    @staticmethod
+    def _track_best(state: EvolutionState, programs: list[Algorithm], values: np.ndarray) -> None:
+        if not len(values):
+            return
+        i = best_index(values)
+        if state.best_program is None or values[i] > state.best_fitness:
+            state.best_program, state.best_fitness = programs[i], float(values[i])
+
+    def init(self, rng: np.random.Generator | int) -> EvolutionState:
+        """Reference `Init`: every slot gets the init model followed by
+        `Mutate(0, .)` (one probability draw, no mutation); all are evaluated."""
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        cfg = self.config
+        programs = []
+        for _ in range(cfg.num_islands * cfg.population_size):
+            programs.append(self.mutator.mutate(rng, self.generator(rng), num_mutations=0))
+        values = self._evaluate(programs)
+        p = cfg.population_size
+        islands = [Island(programs[k * p:(k + 1) * p], values[k * p:(k + 1) * p].copy(), 0)
+                   for k in range(cfg.num_islands)]
+        state = EvolutionState(islands=islands, rng_state=_copy_state(rng.bit_generator.state),
+                               num_individuals=len(programs))
+        self._track_best(state, programs, values)
+        self.maybe_log_progress(state)
+        return state
+
+    def step(self, state: EvolutionState) -> EvolutionState:
+        """One step: `children_per_step` children per island, one evaluation
+        call, oldest slots overwritten, then migration if due. Returns a new
+        state (the input is not modified)."""
+        cfg = self.config
+        state = state.copy()
+        rng = make_rng(state.rng_state)
+        children: list[Algorithm] = []
+        for island in state.islands:
+            for _ in range(cfg.children_per_step):
+                if cfg.random_search:
+                    children.append(self.generator(rng))
+                else:
+                    parent = island.programs[tournament(rng, island.fitnesses, cfg.tournament_size)]
+                    children.append(self.mutator.mutate(rng, parent, num_mutations=1))
+        values = self._evaluate(children)
+        k = cfg.children_per_step
+        for n, island in enumerate(state.islands):
+            for j in range(k):
+                slot = island.next_slot
+                island.programs[slot] = children[n * k + j]
+                island.fitnesses[slot] = values[n * k + j]
+                island.next_slot = (slot + 1) % cfg.population_size
+        state.num_individuals += len(children)
+        state.num_steps += 1
+        self._track_best(state, children, values)
+        if cfg.num_islands > 1 and cfg.migration_every and state.num_steps % cfg.migration_every == 0:
+            migrate(state)
+        state.rng_state = _copy_state(rng.bit_generator.state)
+        return state
+
+    def completed_sweep(self, state: EvolutionState) -> bool:
+        """True right after a step that finished a sweep of P children per
+        island (the reference checks its stop test only then)."""
+        k, p = self.config.children_per_step, self.config.population_size
+        return (state.num_steps * k) // p > ((state.num_steps - 1) * k) // p
+
+    def maybe_log_progress(self, state: EvolutionState) -> None:
+        if self.log is None:
+            return
+        every = self.config.progress_every
+        if state.last_progress is not None and state.num_individuals < state.last_progress + every:
+            return
+        state.last_progress = state.num_individuals
+        self.log(progress_line(state.num_individuals, time.monotonic() - self.start_time, all_fitnesses(state)))
+
+    def run(self, state: EvolutionState, *, max_individuals: int | None = None, max_steps: int | None = None,
+            max_seconds: float | None = None, max_train_steps: int | None = None,
+            train_steps_fn: Callable[[], int] | None = None,
+            should_stop: Callable[[EvolutionState], bool] | None = None) -> EvolutionState:
+        """Steps until a budget is spent; budgets are tested only at sweep
+        boundaries, like the reference (so it may overshoot by < one sweep).
+        `max_train_steps` counts from the start of this call, read from
+        `train_steps_fn` (e.g. the evaluator's counter)."""
+        start = time.monotonic()
+        start_individuals = state.num_individuals
+        start_steps = state.num_steps
+        start_train = train_steps_fn() if train_steps_fn is not None else 0
+
+        def done() -> bool:
+            if max_individuals is not None and state.num_individuals - start_individuals >= max_individuals:
+                return True
+            if max_steps is not None and state.num_steps - start_steps >= max_steps:
+                return True
+            if max_seconds is not None and time.monotonic() - start >= max_seconds:
+                return True
+            if max_train_steps is not None and train_steps_fn is not None \
+                    and train_steps_fn() - start_train >= max_train_steps:
+                return True
+            return should_stop is not None and should_stop(state)
+
+        while not done():
+            while True:
+                state = self.step(state)
+                if self.completed_sweep(state):
+                    break
+            self.maybe_log_progress(state)
+        return state
+
+
+def migrate(state: EvolutionState) -> None:
+    """Ring migration (in place): a copy of island i's best replaces the
+    oldest individual of island i+1 (all bests taken before any insert)."""
+    bests = []
+    for island in state.islands:
+        i = best_index(island.fitnesses)
+        bests.append((island.programs[i], float(island.fitnesses[i])))
+    n = len(state.islands)
+    for src, (program, fit) in enumerate(bests):
+        dst = state.islands[(src + 1) % n]
+        slot = dst.next_slot
+        dst.programs[slot] = program
+        dst.fitnesses[slot] = fit
+        dst.next_slot = (slot + 1) % len(dst.programs)
+
+
+def all_fitnesses(state: EvolutionState) -> np.ndarray:
+    return np.concatenate([island.fitnesses for island in state.islands])
+
+
+def best_of_population(state: EvolutionState) -> tuple[Algorithm, float]:
+    """The experiment result (reference): the fittest individual of the final
+    population(s), first island / first index on ties."""
+    fits = all_fitnesses(state)
+    i = best_index(fits)
+    p = len(state.islands[0].programs)
+    return state.islands[i // p].programs[i % p], float(fits[i])
+
+
+def result(state: EvolutionState, config: EvolutionConfig) -> tuple[Algorithm, float]:
+    """Evolution: best of the final population. Random search: best ever."""
+    if config.random_search and state.best_program is not None:
+        return state.best_program, state.best_fitness
+    return best_of_population(state)
+
+
+# ------------------------------------------------------- checkpoints --
+
+def state_to_dict(state: EvolutionState) -> dict[str, Any]:
+    """JSON-friendly checkpoint of the state (programs in the package's JSON
+    program form; the float64 fitnesses as Python floats, exact via repr)."""
+    return {
+        "islands": [{"programs": [serialization.algorithm_to_dict(p) for p in isl.programs],
+                     "fitnesses": [float(f) for f in isl.fitnesses], "next_slot": isl.next_slot}
+                    for isl in state.islands],
+        "rng_state": _jsonable(state.rng_state),
+        "num_individuals": state.num_individuals,
+        "num_steps": state.num_steps,
+        "best_program": None if state.best_program is None else serialization.algorithm_to_dict(state.best_program),
+        "best_fitness": state.best_fitness if math.isfinite(state.best_fitness) else None,
+        "last_progress": state.last_progress,
+    }
+
+
+def state_from_dict(data: dict[str, Any]) -> EvolutionState:
+    return EvolutionState(
+        islands=[Island([serialization.algorithm_from_dict(p) for p in isl["programs"]],
+                        np.asarray(isl["fitnesses"], dtype=np.float64), int(isl["next_slot"]))
+                 for isl in data["islands"]],
+        rng_state=_copy_state(data["rng_state"]),
+        num_individuals=int(data["num_individuals"]),
+        num_steps=int(data["num_steps"]),
+        best_program=None if data["best_program"] is None else serialization.algorithm_from_dict(data["best_program"]),
+        best_fitness=-math.inf if data["best_fitness"] is None else float(data["best_fitness"]),
+        last_progress=data.get("last_progress"),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

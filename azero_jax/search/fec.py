@@ -1,0 +1,137 @@
+"""Functional equivalence checking, FEC (spec §9, reference `fec_cache.*`).
+
+Two programs whose per-example errors on a short probe (first `num_train`
+train and `num_valid` valid examples) are bit-identical almost surely compute
+the same function, so the second one reuses the first one's per-task fitness.
+This module holds only the hash and the cache; how the probe errors and the
+full fitness are computed is the evaluator's business, so a batched JAX
+evaluator can reuse it unchanged.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# The reference re-seeds its probe RNG to this before every probe
+# (`kFunctionalCacheRandomSeed`); here it is the probe's random-stream seed.
+FEC_RANDOM_SEED = 235732282
+
+
+@dataclasses.dataclass(frozen=True)
+class FECSpec:
+    """Reference `FECSpec`: probe sizes, LRU capacity, forced forgetting
+    (0 = never forget)."""
+
+    num_train_examples: int = 10
+    num_valid_examples: int = 10
+    cache_size: int = 100000
+    forget_every: int = 100
+
+    def __post_init__(self):
+        for name, low in (("num_train_examples", 1), ("num_valid_examples", 1), ("cache_size", 2),
+                          ("forget_every", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"FECSpec.{name} must be an integer >= {low}, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if self.forget_every == 1:
+            raise ValueError("FECSpec.forget_every must be 0 (never) or > 1, got 1")
+
+
+def fec_hash(train_errors: Sequence[float], valid_errors: Sequence[float], task_index: int,
+             num_train_examples: int) -> int:
+    """64-bit hash of the probe errors (exact float64 bits, as the reference
+    hashes raw doubles), then the task index, then the train-example count of
+    the full evaluation (so budget-truncated runs hash differently).
+
+    Like the reference's sequence of HashCombine calls, train and valid errors
+    are hashed as one sequence. -0.0 hashes as +0.0 (std::hash<double> does
+    the same). BLAKE2b is deterministic across processes, unlike Python's hash.
+    """
+    errors = np.concatenate([np.asarray(train_errors, dtype=np.float64).ravel(),
+                             np.asarray(valid_errors, dtype=np.float64).ravel()])
+    errors = np.where(errors == 0.0, 0.0, errors)  # -0.0 -> +0.0; NaN bits kept
+    h = hashlib.blake2b(digest_size=8)
+    h.update(np.ascontiguousarray(errors, dtype="<f8").tobytes())
+    h.update(np.asarray([task_index, num_train_examples], dtype="<i8").tobytes())
+    return int.from_bytes(h.digest(), "little")
+
+
+class FECCache:
+    """LRU cache hash -> (per-task fitness, count), reference semantics:
+    `find` moves a hit to the front and increments its count (an insert starts
+    at 1); the entry is erased once the count reaches `forget_every`, so a
+    program family is re-evaluated regularly. Inserting beyond `cache_size`
+    evicts the least recently used entry."""
+
+    def __init__(self, spec: FECSpec | None = None):
+        self.spec = spec or FECSpec()
+        # Last item = most recently used.
+        self._entries: collections.OrderedDict[int, list] = collections.OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._entries
+
+    def find(self, key: int) -> Any:
+        """Cached value (a fitness, or a batch evaluator's placeholder) or
+        None; counts hits and misses."""
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        entry[1] += 1
+        value = entry[0]
+        if self.spec.forget_every and entry[1] >= self.spec.forget_every:
+            del self._entries[key]
+        return value
+
+    def insert(self, key: int, value: Any) -> None:
+        """Inserts a freshly evaluated fitness, or a placeholder that `fill`
+        replaces once a batched evaluation finishes. An existing entry of the
+        same key is replaced (the reference only inserts after a miss)."""
+        self._entries.pop(key, None)
+        self._entries[key] = [value if not isinstance(value, (int, float)) else float(value), 1]
+        while len(self._entries) > self.spec.cache_size:
+            self._entries.popitem(last=False)
+
+    def fill(self, key: int, placeholder: Any, fitness: float) -> None:
+        """Replaces `placeholder` by `fitness` if the entry is still cached
+        (it may have been evicted or forgotten meanwhile)."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is placeholder:
+            entry[0] = float(fitness)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    # -- checkpoints --
+    def to_state(self) -> dict[str, Any]:
+        """JSON-friendly state (keys as strings, LRU order oldest first)."""
+        return {
+            "spec": dataclasses.asdict(self.spec),
+            "entries": [[str(k), v[0], v[1]] for k, v in self._entries.items()],
+            "hits": self.hits,
+            "misses": self.misses,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> FECCache:
+        cache = cls(FECSpec(**state["spec"]))
+        for key, fitness, count in state["entries"]:
+            cache._entries[int(key)] = [float(fitness), int(count)]
+        cache.hits = int(state.get("hits", 0))
+        cache.misses = int(state.get("misses", 0))
+        return cache

@@ -1,0 +1,61 @@
+"""Train budget (spec §8, reference `train_budget.cc`, `compute_cost.cc`).
+
+Programs much more expensive per example than a baseline (the hand-written
+neural net) are not trained at all, which bounds the cost of an individual
+and so the search throughput. Cost is the op table's benchmark cost per op.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from azero_jax import ops as ops_lib
+from azero_jax import programs as programs_lib
+from azero_jax.program import Algorithm, Instruction
+
+DEFAULT_THRESHOLD_FACTOR = 2.0
+
+
+def component_cost(instructions: Sequence[Instruction]) -> float:
+    """Sum of per-op costs, accumulated in double in program order."""
+    cost = 0.0
+    for instr in instructions:
+        cost += float(ops_lib.OPS[instr.op].cost)
+    return cost
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainBudget:
+    """Reference `TrainBudget`: the baseline's setup cost and per-example
+    (predict + learn) cost, and the threshold factor."""
+
+    baseline_setup_cost: float
+    baseline_train_cost: float
+    threshold_factor: float = DEFAULT_THRESHOLD_FACTOR
+
+    @classmethod
+    def from_baseline(cls, baseline: Algorithm, threshold_factor: float = DEFAULT_THRESHOLD_FACTOR) -> TrainBudget:
+        return cls(component_cost(baseline.setup),
+                   component_cost(baseline.predict) + component_cost(baseline.learn),
+                   float(threshold_factor))
+
+    @classmethod
+    def neural_net(cls, init_sizes: Sequence[int] = (0, 0, 0),
+                   threshold_factor: float = DEFAULT_THRESHOLD_FACTOR, baseline: str = "neural_net") -> TrainBudget:
+        """Baseline built like the reference's Generator: the hand-written
+        program padded to the experiment's init sizes."""
+        return cls.from_baseline(programs_lib.hand_written(baseline, init_sizes), threshold_factor)
+
+    def train_examples(self, algorithm: Algorithm, budget: int) -> int:
+        """All `budget` examples if cost(candidate) <= factor * cost(baseline)
+        at n = budget, else 0 (=> that task's fitness is 0).
+
+        The reference aborts when predict + learn cost is 0 (both empty);
+        here such a program simply passes the test.
+        """
+        n = float(budget)
+        setup = component_cost(algorithm.setup)
+        train = component_cost(algorithm.predict) + component_cost(algorithm.learn)
+        baseline = self.baseline_setup_cost + n * self.baseline_train_cost
+        return int(budget) if setup + n * train <= baseline * self.threshold_factor else 0

@@ -1,0 +1,194 @@
+"""Experiment config schema, driver outputs, determinism and checkpoint/resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from azero_jax import checkpoint, experiment, serialization
+from azero_jax.experiment import ConfigError, ExperimentConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tiny(**changes) -> ExperimentConfig:
+    # Smaller than the preset so the whole file stays within a few seconds.
+    base = dict(max_train_steps=4000, max_experiments=2, checkpoint_every_seconds=0.0)
+    base.update(changes)
+    return experiment.get_preset("tiny").replace(**base)
+
+
+# ------------------------------------------------------------------ config --
+
+@pytest.mark.parametrize("name", list(experiment.PRESETS))
+def test_presets_load_and_round_trip(name, tmp_path):
+    config = experiment.get_preset(name)
+    path = tmp_path / "c.json"
+    config.to_json(path)
+    assert ExperimentConfig.from_json(path) == config
+    assert ExperimentConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_demo_preset_mirrors_reference():
+    c = experiment.get_preset("demo")
+    assert (c.population_size, c.tournament_size, c.max_train_steps) == (1000, 10, 200_000_000)
+    assert c.memory == (4, 3, 1) and c.fec["cache_size"] == 100000 and c.fec["forget_every"] == 100
+    assert c.randomize_task_seeds and c.max_experiments == 0 and c.sufficient_fitness == 0.9999
+    assert ExperimentConfig(search_tasks=["demo_search"], setup_ops=["SCALAR_SUM"]).max_train_steps == 8e10
+
+
+def test_from_dict_preset_override_and_op_ids():
+    c = ExperimentConfig.from_dict({"preset": "tiny", "population_size": 7, "setup_ops": [56, "VECTOR_SUM"]})
+    assert c.population_size == 7 and c.setup_ops == ("SCALAR_CONST_SET_OP", "VECTOR_SUM_OP")
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"populaton_size": 5}, "unknown config key(s) 'populaton_size'; valid keys: preset, search_tasks"),
+    ({"population_size": 0}, "population_size must be >= 1"),
+    ({"mutate_prob": 1.5}, "mutate_prob must be <= 1.0"),
+    ({"fitness_combination": "max"}, "fitness_combination must be one of mean, median"),
+    ({"initial_population": "zzz"}, "unknown initial population"),
+    ({"fec": {"num_train": 3}}, "fec: unknown key(s) 'num_train'"),
+    ({"train_budget": {"baseline": "xx"}}, "train_budget.baseline"),
+    ({"search_tasks": [{"kind": "linear", "feature": 4}]}, "unknown TaskSpec key(s) 'feature'"),
+    ({"search_tasks": ["no_such_preset"]}, "unknown task preset"),
+    ({"setup_ops": ["NOT_AN_OP"]}, "unknown op name"),
+    ({"backend": "torch"}, "backend must be one of reference, jax"),
+    ({"children_per_step": 100}, "cannot exceed population_size"),
+])
+def test_bad_config_errors(data, message):
+    with pytest.raises(ConfigError, match=None) as info:
+        ExperimentConfig.from_dict({"preset": "tiny", **data})
+    assert message in str(info.value)
+
+
+def test_bad_json_file(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="invalid JSON"):
+        ExperimentConfig.from_json(path)
+
+
+def test_jax_backend_not_available_yet(tmp_path):
+    with pytest.raises(ConfigError, match="not available yet"):
+        experiment.run_experiments(_tiny(backend="jax"), output_dir=str(tmp_path), log=None)
+
+
+def test_baseline_needs_data(tmp_path):
+    with pytest.raises(ConfigError, match="CIFAR-10"):
+        experiment.run_experiments(experiment.get_preset("baseline"), output_dir=str(tmp_path), log=None)
+
+
+# ------------------------------------------------------------------ driver --
+
+def _results(path) -> dict:
+    with open(os.path.join(path, "results.json")) as f:
+        data = json.load(f)
+    return {k: data[k] for k in ("search_fitness", "select_fitness", "final_fitness", "best_program", "experiments",
+                                 "counters", "best_experiment")}
+
+
+def test_tiny_run_writes_outputs_and_is_deterministic(tmp_path):
+    lines: list[str] = []
+    a, b = tmp_path / "a", tmp_path / "b"
+    result = experiment.run_experiments(_tiny(), output_dir=str(a), log=lines.append)
+    for name in ("progress.csv", "best_program.json", "best_program.txt", "results.json", "checkpoint.json"):
+        assert (a / name).exists(), name
+    assert result.num_experiments == 2
+    assert 0.0 < result.select_fitness <= 1.0 and 0.0 < result.final_fitness <= 1.0
+    progress = [ln for ln in lines if ln.startswith("indivs=")]
+    assert progress and "best fit=" in progress[0] and "fec_hit_rate=" in progress[0]
+    assert any(ln.startswith("Final evaluation fitness (on unseen data) = ") for ln in lines)
+    assert serialization.load_algorithm(a / "best_program.json") == result.best_program
+    # The printed text form rounds constants (like the reference), so compare printed forms.
+    assert (a / "best_program.txt").read_text() == serialization.format_algorithm(result.best_program)
+    rows = (a / "progress.csv").read_text().splitlines()
+    assert rows[0].startswith("experiment,indivs,elapsed_secs") and len(rows) > 2
+    # Every experiment spends its train-step budget (init counts) and stops at a sweep boundary.
+    for record in _results(a)["experiments"]:
+        assert record["counters"]["train_steps"] >= 4000 and record["counters"]["individuals"] % 20 == 0
+    experiment.run_experiments(_tiny(), output_dir=str(b), log=None)
+    assert _results(a) == _results(b)
+
+
+class _Kill(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kill_at", [(0, 7), (0, 17), (1, 5)])
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, kill_at):
+    config = _tiny(children_per_step=3, num_islands=2, migration_every=4)
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    experiment.run_experiments(config, output_dir=str(full), log=None)
+
+    def hook(experiment_index: int, step: int) -> None:
+        if (experiment_index, step) == kill_at:
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        experiment.run_experiments(config, output_dir=str(killed), log=None, step_hook=hook)
+    assert not (killed / "results.json").exists()
+    lines: list[str] = []
+    experiment.run_experiments(config, output_dir=str(killed), resume=True, log=lines.append)
+    assert any(ln.startswith("experiment ") and "resumed at indivs=" in ln for ln in lines)  # mid-search resume
+    assert _results(killed) == _results(full)
+    csv_full = [r.split(",")[:2] for r in (full / "progress.csv").read_text().splitlines()]
+    csv_resumed = [r.split(",")[:2] for r in (killed / "progress.csv").read_text().splitlines()]
+    assert csv_resumed == csv_full  # no duplicated rows after the resume
+
+
+def test_resume_extends_finished_run(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    experiment.run_experiments(_tiny(), output_dir=str(two), log=None)
+    experiment.run_experiments(_tiny(max_experiments=1), output_dir=str(one), log=None)
+    experiment.run_experiments(_tiny(max_experiments=2), output_dir=str(one), resume=True, log=None)
+    assert _results(one) == _results(two)
+
+
+def test_existing_checkpoint_needs_resume(tmp_path):
+    experiment.run_experiments(_tiny(max_experiments=1), output_dir=str(tmp_path), log=None)
+    with pytest.raises(ConfigError, match="already exists; pass resume"):
+        experiment.run_experiments(_tiny(max_experiments=1), output_dir=str(tmp_path), log=None)
+
+
+def test_corrupt_or_mismatched_checkpoint(tmp_path):
+    with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
+        experiment.run_experiments(_tiny(), output_dir=str(tmp_path / "none"), resume=True, log=None)
+    experiment.run_experiments(_tiny(max_experiments=1), output_dir=str(tmp_path), log=None)
+    with pytest.raises(checkpoint.CheckpointError, match="different search config"):
+        experiment.run_experiments(_tiny(population_size=10), output_dir=str(tmp_path), resume=True, log=None)
+    path = tmp_path / "checkpoint.json"
+    path.write_text(path.read_text()[:-40])
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+        experiment.run_experiments(_tiny(), output_dir=str(tmp_path), resume=True, log=None)
+
+
+def test_checkpoint_save_is_atomic(tmp_path):
+    path = tmp_path / "ck.json"
+    checkpoint.save(path, {"a": 1}, config_digest="x")
+    assert checkpoint.load(path, config_digest="x") == {"a": 1}
+    assert os.listdir(tmp_path) == ["ck.json"]  # no temp file left behind
+
+
+# --------------------------------------------------------------------- CLI --
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "search.py"), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_runs_and_reports_errors(tmp_path):
+    out = tmp_path / "cli"
+    r = _cli("--config=tiny", f"--output_dir={out}", "--max_experiments=1", "--max_train_steps=2000")
+    assert r.returncode == 0, r.stderr
+    assert "Final evaluation fitness" in r.stdout and (out / "results.json").exists()
+    for args, message in [(("--config=nope", f"--output_dir={out}x"), "neither a preset"),
+                          (("--config=tiny", f"--output_dir={out}y", "--islands=0"), "num_islands must be >= 1"),
+                          (("--config=tiny", f"--output_dir={out}z", "--bogus=1"), "Unknown command line flag")]:
+        r = _cli(*args)
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and message in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1

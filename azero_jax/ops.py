@@ -142,8 +142,10 @@ def _st_dev(xp, x, axis=None):
 def _index(xp, f, features):
     """`FloatToIndex`: int(F * f) in float32, truncating; clamped into range
     (the reference would index out of bounds for f >= 1)."""
-    i = (xp.asarray(f, dtype=xp.float32) * xp.float32(features)).astype(xp.int32)
-    return xp.clip(i, 0, features - 1)
+    scaled = xp.asarray(f, dtype=xp.float32) * xp.float32(features)
+    # Clamp before the cast: float->int of NaN/huge values differs between NumPy and XLA.
+    scaled = xp.clip(xp.where(scaled == scaled, scaled, 0.0), 0.0, features - 1.0)
+    return scaled.astype(xp.int32)
 
 
 def _vector_set(xp, x: OpArgs):

@@ -1,0 +1,134 @@
+"""Host-side compiler: programs -> fixed-shape padded arrays (NumPy only).
+
+The JAX interpreter never sees Python objects. Each component function of a
+batch of programs becomes integer fields ``(op, in1, in2, out)`` and float
+fields ``(d, f0, f1, f2)`` of shape ``(length_bucket, 4, batch_bucket)``
+(instruction-major, program axis last so that one instruction of every
+program is one contiguous row). Lengths and batch sizes are rounded up to a
+few buckets so that a whole search triggers only a handful of XLA
+compilations; the true lengths travel with the arrays so the interpreter only
+loops over the longest *real* component in the batch, and padding costs
+(almost) nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from azero_jax import ops as ops_lib
+from azero_jax.program import COMPONENTS, Algorithm, MemoryShape, ProgramError
+
+MIN_LENGTH_BUCKET = 8
+MIN_BATCH_BUCKET = 8
+
+
+class ComponentArrays(NamedTuple):
+    """One component function of every program in the batch."""
+
+    ints: np.ndarray  # (length_bucket, 4, batch) int32: op, in1, in2, out
+    floats: np.ndarray  # (length_bucket, 4, batch) float64: d, f0, f1, f2
+    lengths: np.ndarray  # (batch,) int32 true lengths (0 for padding programs)
+
+
+class CompiledBatch(NamedTuple):
+    """A padded batch of programs; `num_programs` of the `batch` rows are real."""
+
+    setup: ComponentArrays
+    predict: ComponentArrays
+    learn: ComponentArrays
+    num_programs: int
+
+    @property
+    def batch(self) -> int:
+        return int(self.predict.lengths.shape[0])
+
+    @property
+    def length_buckets(self) -> tuple[int, int, int]:
+        return tuple(int(getattr(self, c).ints.shape[0]) for c in COMPONENTS)  # type: ignore[return-value]
+
+
+def length_bucket(n: int, minimum: int = MIN_LENGTH_BUCKET) -> int:
+    """Next power of two >= max(n, minimum): 8, 16, 32, 64, ..."""
+    b = max(int(minimum), 1)
+    while b < n:
+        b *= 2
+    return b
+
+
+def batch_bucket(n: int, multiple: int = 1, minimum: int = MIN_BATCH_BUCKET) -> int:
+    """Smallest of {2^k, 3 * 2^(k-1)} >= n (<= 33% padding), rounded up to a
+    multiple of `multiple` (the device count)."""
+    b = max(int(minimum), 1)
+    while True:
+        if b >= n:
+            break
+        if b * 3 // 2 >= n and (b * 3) % 2 == 0:
+            b = b * 3 // 2
+            break
+        b *= 2
+    return -(-b // multiple) * multiple
+
+
+def _check_ops(algorithm: Algorithm, index: int, allowed: dict[str, frozenset[int]] | None,
+               memory: MemoryShape) -> None:
+    for comp in COMPONENTS:
+        for pos, instr in enumerate(algorithm.component(comp)):
+            if allowed is not None and instr.op != ops_lib.NO_OP_ID and instr.op not in allowed[comp]:
+                raise ProgramError(
+                    f"program {index}, {comp} instruction {pos}: op {ops_lib.OPS[instr.op].name} is not in "
+                    f"the {comp} op subset this batch was compiled for")
+            spec = instr.spec
+            for field, kind in (("in1", spec.in1), ("in2", spec.in2), ("out", spec.out)):
+                if kind is not None and getattr(instr, field) >= memory.size(kind):
+                    raise ProgramError(
+                        f"program {index}, {comp} instruction {pos}: {field}={kind}{getattr(instr, field)} is out "
+                        f"of range (memory has {memory.size(kind)} {ops_lib.KIND_NAMES[kind]} addresses)")
+
+
+def compile_programs(
+    programs: Sequence[Algorithm],
+    memory: MemoryShape,
+    *,
+    op_subsets: dict[str, Sequence[int]] | None = None,
+    batch_multiple: int = 1,
+    batch_size: int | None = None,
+    min_lengths: dict[str, int] | None = None,
+) -> CompiledBatch:
+    """Pads `programs` into a `CompiledBatch`.
+
+    Args:
+      programs: the algorithms (any lengths).
+      memory: the memory shape; addresses are checked against it.
+      op_subsets: per component, the op ids the interpreter is compiled with;
+        a program using another op raises ProgramError.
+      batch_multiple: the padded batch is a multiple of this (device count).
+      batch_size: force this padded batch size (>= len(programs)).
+      min_lengths: per component, a minimum length bucket (to pin buckets).
+    """
+    n = len(programs)
+    allowed = None if op_subsets is None else {c: frozenset(int(o) for o in op_subsets[c]) for c in COMPONENTS}
+    for i, algorithm in enumerate(programs):
+        _check_ops(algorithm, i, allowed, memory)
+    if batch_size is None:
+        batch = batch_bucket(n, batch_multiple)
+    else:
+        if batch_size < n or batch_size % batch_multiple:
+            raise ValueError(f"batch_size={batch_size} must be >= {n} programs and a multiple of {batch_multiple}")
+        batch = int(batch_size)
+    comps = {}
+    for comp in COMPONENTS:
+        lengths = np.zeros((batch,), np.int32)
+        lengths[:n] = [len(a.component(comp)) for a in programs]
+        bucket = length_bucket(int(lengths.max(initial=0)), (min_lengths or {}).get(comp, MIN_LENGTH_BUCKET))
+        ints = np.zeros((bucket, 4, batch), np.int32)  # op 0 == NO_OP
+        floats = np.zeros((bucket, 4, batch), np.float64)
+        for p, algorithm in enumerate(programs):
+            instrs = algorithm.component(comp)
+            if instrs:
+                ints[: len(instrs), :, p] = [(ins.op, ins.in1, ins.in2, ins.out) for ins in instrs]
+                floats[: len(instrs), :, p] = [(ins.d, ins.f0, ins.f1, ins.f2) for ins in instrs]
+        comps[comp] = ComponentArrays(ints, floats, lengths)
+    return CompiledBatch(comps["setup"], comps["predict"], comps["learn"], n)

@@ -1,0 +1,203 @@
+"""Throughput: NumPy reference interpreter vs the batched JAX interpreter.
+
+Same random programs and tasks for both, in one run. Reports programs/s,
+train steps/s (one Predict+Learn on one example; validation time included in
+the wall time of both sides), compile time, peak memory, JAX / reference, the
+per-step cost of the full 65-op table vs the experiment's op subset, and the
+number of fusions (kernels) in the compiled per-example loop, read from the
+optimized HLO. Sweeps the batch size; last line is a key=value summary.
+
+    python tools/benchmark_throughput.py --configs=demo,baseline --max_lanes=20480
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import resource
+import time
+
+import numpy as np
+from absl import app, flags
+
+from azero_jax import generators, reference
+from azero_jax import ops as ops_lib
+from azero_jax.program import COMPONENTS, MemoryShape
+from azero_jax.tasks import Task
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("configs", ["demo", "baseline"], "named configs to run")
+flags.DEFINE_list("programs", ["64", "256", "1024", "4096"], "program batch sizes to sweep (lanes = programs x tasks)")
+flags.DEFINE_integer("max_lanes", 40960, "cap on programs x tasks for this machine")
+flags.DEFINE_string("dtype", "float32", "float32 or float64 for the JAX side")
+flags.DEFINE_float("baseline_scale", 0.1, "baseline task sizes x this (8000/1000 -> 800/100); per-step cost is "
+                   "independent of the size, the full size only costs wall time")
+flags.DEFINE_integer("ref_programs", 4, "programs the slow reference evaluates (on one task; extrapolated)")
+flags.DEFINE_string("json", "", "write the full table here")
+flags.DEFINE_string("gate", "auto", "op-group gating policy of the JAX interpreter")
+
+CONFIGS = {
+    "demo": dict(memory=(4, 3, 1), features=4, ops=(ops_lib.DEMO_OPS,) * 3, sizes=(10, 2, 8), tasks=10,
+                 train=100, valid=100),
+    "baseline": dict(memory=(5, 9, 2), features=16,
+                     ops=(ops_lib.BASELINE_SETUP_OPS, ops_lib.BASELINE_PREDICT_OPS, ops_lib.BASELINE_LEARN_OPS),
+                     sizes=(6, 10, 22), tasks=10, train=8000, valid=1000),
+}
+
+
+def make_tasks(rng, cfg, scale: float) -> list[Task]:
+    f = cfg["features"]
+    n_train, n_valid = max(10, int(cfg["train"] * scale)), max(2, int(cfg["valid"] * scale))
+    tasks = []
+    for i in range(cfg["tasks"]):
+        w = rng.normal(size=f)
+        x = rng.normal(size=(n_train + n_valid, f))
+        y = x @ w
+        tasks.append(Task(x[:n_train], y[:n_train], x[n_train:], y[n_train:], index=i, data_seed=i))
+    return tasks
+
+
+def hlo_fusions(text: str) -> dict[str, int]:
+    """Fusions in the compiled per-example train body: its own fusions, and
+    per instruction iteration of the nested Predict / Learn loops."""
+    comps: dict[str, str] = {}
+    for block in re.split(r"\n(?=%|ENTRY )", text):
+        m = re.match(r"(?:ENTRY )?%?([\w.\-]+) ", block)
+        if m:
+            comps[m.group(1)] = block
+
+    def whiles(name):
+        return re.findall(r"while\(.*?body=%?([\w.\-]+)", comps.get(name, ""))
+
+    def fusions(name, seen=()):
+        body = comps.get(name, "")
+        n = len(re.findall(r"= [^=]*? fusion\(", body))
+        for branch in re.findall(r"(?:true_computation|false_computation)=%?([\w.\-]+)", body):
+            n += fusions(branch)
+        for group in re.findall(r"branch_computations=\{([^}]*)\}", body):
+            for branch in re.findall(r"%?([\w.\-]+)", group):
+                n += fusions(branch)
+        return n
+
+    for name in comps:
+        kids = whiles(name)
+        if len(kids) == 2 and all(not whiles(k) for k in kids):
+            return dict(step_body=fusions(name), predict_instr=fusions(kids[0]), learn_instr=fusions(kids[1]))
+    return dict(step_body=-1, predict_instr=-1, learn_instr=-1)
+
+
+def time_reference(progs, task, memory, n_ref):
+    t0 = time.process_time()
+    steps = 0
+    for p in progs[:n_ref]:
+        steps += reference.evaluate_task(p, task, memory).train_steps
+    return steps, time.process_time() - t0
+
+
+def run_config(name: str, rows: list, summary: dict) -> None:
+    from azero_jax import jax_eval
+    from azero_jax.jax_eval import interpreter
+
+    cfg = CONFIGS[name]
+    rng = np.random.default_rng(0)
+    memory = MemoryShape(*cfg["memory"], features=cfg["features"])
+    scale = FLAGS.baseline_scale if name == "baseline" else 1.0
+    tasks = make_tasks(rng, cfg, scale)
+    arrays = jax_eval.TaskArrays(tasks)
+    subsets = dict(zip(COMPONENTS, cfg["ops"], strict=True))
+    sizes = dict(zip(COMPONENTS, cfg["sizes"], strict=True))
+    sweep = [int(p) for p in FLAGS.programs if int(p) * len(tasks) <= FLAGS.max_lanes]
+    progs_all = [generators.random_algorithm(rng, memory, subsets, sizes) for _ in range(max(sweep))]
+    n_train = tasks[0].num_train
+
+    # Reference: a few programs on one task, extrapolated per step.
+    ref_steps, ref_cpu = time_reference(progs_all, tasks[0], memory, FLAGS.ref_programs)
+    ref_sps = ref_steps / max(ref_cpu, 1e-9)
+    ref_pps = FLAGS.ref_programs / ref_cpu / len(tasks)
+    print(f"[{name}] reference: {FLAGS.ref_programs} programs x 1 task, {ref_steps} train steps in "
+          f"{ref_cpu:.2f} CPU-s -> {ref_sps:,.0f} steps/s, {ref_pps:.2f} programs/s on {len(tasks)} tasks "
+          f"(extrapolated; tasks {n_train}/{tasks[0].num_valid} train/valid)")
+
+    best = None
+    for n_prog in sweep:
+        progs = progs_all[:n_prog]
+        t0 = time.perf_counter()
+        traces = interpreter.trace_count()
+        jax_eval.evaluate_batch(progs, arrays, memory, op_subsets=subsets, dtype=FLAGS.dtype, gate=FLAGS.gate)
+        first = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), time.process_time()
+        jax_eval.evaluate_batch(progs, arrays, memory, op_subsets=subsets, dtype=FLAGS.dtype, gate=FLAGS.gate)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        assert interpreter.trace_count() == traces + 1, "retraced on the second call"
+        steps = n_prog * len(tasks) * n_train  # programs that stop early still cost (masked lanes)
+        row = dict(config=name, dtype=FLAGS.dtype, programs=n_prog, lanes=n_prog * len(tasks),
+                   compile_s=round(first - wall, 2), wall_s=round(wall, 3), cpu_s=round(cpu, 3),
+                   programs_per_s=round(n_prog / wall, 1), steps_per_s=round(steps / wall),
+                   steps_per_cpu_s=round(steps / cpu), ref_steps_per_s=round(ref_sps),
+                   ref_programs_per_s=round(ref_pps, 3), speedup=round(steps / wall / ref_sps, 1),
+                   peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        rows.append(row)
+        print("  " + " ".join(f"{k}={v}" for k, v in row.items() if k not in ("config", "dtype")))
+        if best is None or row["steps_per_s"] > best["steps_per_s"]:
+            best = row
+
+    # Full 65-op table vs the subset, and fusion counts, at the largest batch size.
+    progs = progs_all[:max(sweep)]
+    batch = jax_eval.compile_programs(progs, memory, op_subsets=subsets)
+    times = {}
+    for label, subs in (("subset", subsets), ("full", None)):
+        jax_eval.evaluate_compiled(batch, arrays, memory, op_subsets=subs, dtype=FLAGS.dtype, gate=FLAGS.gate)
+        t0 = time.perf_counter()
+        jax_eval.evaluate_compiled(batch, arrays, memory, op_subsets=subs, dtype=FLAGS.dtype, gate=FLAGS.gate)
+        times[label] = time.perf_counter() - t0
+    full_ratio = times["full"] / times["subset"]
+    st = interpreter.Static(memory.scalars, memory.vectors, memory.matrices, memory.features, FLAGS.dtype,
+                            tuple(tuple(sorted(subsets[c])) for c in COMPONENTS), arrays.num_epochs,
+                            arrays.num_train, arrays.num_valid, FLAGS.gate, False)
+    import jax
+
+    with jax_eval._X64Scope(FLAGS.dtype):
+        fn = interpreter.build_evaluator(st, tuple(jax.local_devices()))
+        n_lane = np.full((len(tasks), batch.batch), n_train, np.int32)
+        compiled = fn.lower(tuple(batch.setup), tuple(batch.predict), tuple(batch.learn), arrays.x_steps,
+                            arrays.y_steps, arrays.x_valid, arrays.y_valid, arrays.task_index,
+                            arrays.classification, n_lane, np.uint32(0), np.float64(100.0)).compile()
+    fus = hlo_fusions(compiled.as_text())
+    try:
+        mem = compiled.memory_analysis()
+        temp_mb = round((mem.temp_size_in_bytes + mem.argument_size_in_bytes) / 2**20, 1)
+    except Exception:  # noqa: BLE001 - not every backend reports it
+        temp_mb = -1
+    p_len, l_len = cfg["sizes"][1], cfg["sizes"][2]
+    per_step = fus["step_body"] + p_len * fus["predict_instr"] + l_len * fus["learn_instr"]
+    print(f"  full-table/subset per-step cost: {full_ratio:.2f}x ({times['full']:.2f}s vs {times['subset']:.2f}s)")
+    print(f"  fusions: {fus['step_body']} in the example body + {fus['predict_instr']} per Predict instruction + "
+          f"{fus['learn_instr']} per Learn instruction -> {per_step} kernels per train step at sizes "
+          f"{p_len}/{l_len}; XLA buffers (args+temp) {temp_mb} MB")
+    print(f"  best: {best['steps_per_s']:,} train steps/s = {best['speedup']}x the reference; C++ reference "
+          "(reference_perf.md) ~23.5M steps/s per core on the demo")
+    summary.update({
+        f"{name}_steps_per_s": best["steps_per_s"], f"{name}_programs_per_s": best["programs_per_s"],
+        f"{name}_ref_steps_per_s": best["ref_steps_per_s"], f"{name}_speedup": best["speedup"],
+        f"{name}_full_over_subset": round(full_ratio, 2), f"{name}_fusions_per_step": per_step,
+        f"{name}_fusions_per_instruction": max(fus["predict_instr"], fus["learn_instr"]),
+        f"{name}_best_lanes": best["lanes"], f"{name}_compile_s": best["compile_s"],
+    })
+
+
+def main(argv) -> None:
+    del argv
+    import jax
+
+    rows: list = []
+    summary: dict = {"devices": len(jax.local_devices()), "dtype": FLAGS.dtype}
+    for name in FLAGS.configs:
+        run_config(name, rows, summary)
+    if FLAGS.json:
+        with open(FLAGS.json, "w") as f:
+            json.dump(dict(rows=rows, summary=summary), f, indent=1)
+    print(" ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -9,7 +9,8 @@ import pathlib
 
 import numpy as np
 
-from azero_jax.program import MemoryShape
+from azero_jax import serialization
+from azero_jax.program import COMPONENTS, MemoryShape
 from azero_jax.tasks import Task
 
 CASES_DIR = pathlib.Path(
@@ -72,3 +73,19 @@ def mismatches(case: dict, fitness: float, predictions, train_steps: int | None 
                     problems.append(f"prediction[{i}] {predictions[i]!r} != C++ {reference[i]!r}")
                     break
     return problems
+
+
+def jax_mismatches(manifest: dict, case: dict) -> list[str]:
+    """Evaluates one case with the JAX evaluator in float64 and compares."""
+    from azero_jax import jax_eval  # JAX only where needed
+
+    memory = case_memory(manifest, case)
+    algorithm = serialization.parse_algorithm((CASES_DIR / case["program"]).read_text(),
+                                              source=case["program"], memory=memory)
+    used = sorted(algorithm.ops_used() | {0})
+    fitness, details = jax_eval.evaluate_batch(
+        [algorithm], [case_task(case)], memory, dtype="float64", return_details=True,
+        op_subsets={c: used for c in COMPONENTS}, max_abs_error=manifest["max_abs_error"])
+    predictions = details["valid_predictions"][0, 0, 0] if bool(details["validated"][0, 0]) else None
+    return mismatches(case, float(fitness[0, 0]), predictions, int(details["train_steps"][0, 0]),
+                      bool(details["stopped_early"][0, 0]))

@@ -31,3 +31,21 @@ def test_reference_interpreter_matches_cpp(case):
     assert not problems, f"{case['id']} ({case['family']}): " + "; ".join(problems)
     if case["valid_predictions"] is not None:
         assert result.valid_stop_index == case["valid_stop_index"]
+
+
+def _jax_slice(per_family: int = 3) -> list[dict]:
+    """The first cases of every family: each case is one JAX compilation, so CI
+    checks a fixed slice; tools/check_cpp_cases_jax.py runs all 300."""
+    seen: dict[str, int] = {}
+    chosen = []
+    for case in CASES:
+        if seen.get(case["family"], 0) < per_family:
+            seen[case["family"]] = seen.get(case["family"], 0) + 1
+            chosen.append(case)
+    return chosen
+
+
+@pytest.mark.parametrize("case", _jax_slice(), ids=lambda c: c["id"])
+def test_jax_evaluator_float64_matches_cpp(case):
+    problems = cpp_cases.jax_mismatches(MANIFEST, case)
+    assert not problems, f"{case['id']} ({case['family']}): " + "; ".join(problems)

@@ -1,0 +1,292 @@
+"""Baselines beside an evolved program on the same tasks (paper §4.2).
+
+* The hand-written linear (logistic regression by SGD: the classification
+  path squashes s1 with a sigmoid before Learn) and 2-layer neural-net
+  programs, their learning rate / init scales tuned by a small random search
+  on T_select, then scored on T_final, as the paper tuned its baselines.
+* The evolved program re-tuned the same way: every scalar const-set constant
+  (learning rates and the like) and every random-set scale is multiplied by
+  its own log-uniform factor in [1/10, 10] per trial (trial 0 = as evolved).
+* Logistic regression and a 2-layer MLP trained conventionally (minibatch
+  Adam, optax), learning rate picked on T_select: the ordinary-ML reference
+  point.
+
+All program evaluations use the reference interpreter, or
+`jax_eval.evaluate_batch` (all trials in one batch) with backend="jax".
+Every fitness here is the mean validation accuracy over the tasks (the
+driver's select/final fitness); `*_test` figures score the same trained
+models on each task's held-out test split instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from azero_jax import ops as ops_lib
+from azero_jax import programs as programs_lib
+from azero_jax import reference, serialization
+from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
+from azero_jax.tasks import Task
+
+BACKENDS = ("reference", "jax")
+
+# Random-search ranges (log-uniform) for the hand-written programs.
+LEARNING_RATE_RANGE = (1e-4, 1.0)
+INIT_SCALE_RANGE = (1e-3, 1.0)
+RETUNE_FACTOR_RANGE = (0.1, 10.0)
+
+
+@dataclasses.dataclass
+class BaselineResult:
+    """One tuned method: its fitness on T_select (where it was tuned) and
+    T_final, optionally T_final's test splits, and the chosen settings."""
+
+    name: str
+    select_fitness: float
+    final_fitness: float
+    params: dict[str, Any]
+    trials: int
+    final_test: float | None = None
+    program: Algorithm | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "select_fitness": self.select_fitness,
+                               "final_fitness": self.final_fitness, "final_test_accuracy": self.final_test,
+                               "params": self.params, "trials": self.trials}
+        if self.program is not None:
+            out["program_text"] = serialization.format_algorithm(self.program)
+        return out
+
+
+def with_test_as_valid(tasks: Sequence[Task], x_test: np.ndarray, y_test: np.ndarray) -> list[Task]:
+    """Copies of `tasks` whose validation split is the test split (T, n, F),
+    so the same train-then-predict run is scored on unseen test examples."""
+    return [dataclasses.replace(t, x_valid=x_test[i], y_valid=y_test[i]) for i, t in enumerate(tasks)]
+
+
+# ---------------------------------------------------------- evaluation --
+
+def evaluate_programs(programs: Sequence[Algorithm], tasks: Sequence[Task], memory: MemoryShape, *,
+                      backend: str = "reference", seed: int = 0) -> np.ndarray:
+    """Mean fitness over `tasks` of each program (select/final evaluation:
+    MEAN, no FEC, no train budget)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    memory = memory.with_features(tasks[0].features)
+    if backend == "jax":
+        from azero_jax import jax_eval
+
+        fit = np.asarray(jax_eval.evaluate_batch(list(programs), list(tasks), memory, seed=seed, dtype="float64"))
+        return fit.mean(axis=1)
+    return np.array([reference.evaluate(p, tasks, memory, seed=seed).fitness for p in programs])
+
+
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
+
+
+def _pick(name: str, candidates: list[tuple[Algorithm, dict[str, Any]]], select_tasks: Sequence[Task],
+          final_tasks: Sequence[Task], memory: MemoryShape, backend: str, seed: int,
+          test_tasks: Sequence[Task] | None) -> BaselineResult:
+    """Best candidate on T_select (first wins ties, so the untuned default
+    does), then its T_final (and test) fitness."""
+    select = evaluate_programs([c[0] for c in candidates], select_tasks, memory, backend=backend, seed=seed)
+    best = int(np.argmax(select))
+    program, params = candidates[best]
+    final = float(evaluate_programs([program], final_tasks, memory, backend=backend, seed=seed)[0])
+    test = None
+    if test_tasks is not None:
+        test = float(evaluate_programs([program], test_tasks, memory, backend=backend, seed=seed)[0])
+    return BaselineResult(name, float(select[best]), final, params, len(candidates), test, program)
+
+
+# ----------------------------------------------------- hand-written --
+
+def hand_written_candidates(name: str, trials: int, rng: np.random.Generator) -> list[tuple[Algorithm, dict[str, Any]]]:
+    """Trial 0: the reference defaults; then random draws of the learning
+    rate (and, for the net, both init scales), log-uniform."""
+    if name not in ("linear", "neural_net"):
+        raise ValueError(f"tunable hand-written programs are linear and neural_net, not {name!r}")
+    out: list[tuple[Algorithm, dict[str, Any]]] = []
+    for t in range(max(1, trials)):
+        if name == "linear":
+            lr = programs_lib.DEFAULT_LEARNING_RATE if t == 0 else _log_uniform(rng, LEARNING_RATE_RANGE)
+            out.append((programs_lib.linear_algorithm(learning_rate=lr), {"learning_rate": lr}))
+        else:
+            if t == 0:
+                lr, s1, s2 = (programs_lib.DEFAULT_LEARNING_RATE, programs_lib.DEFAULT_INIT_SCALE,
+                              programs_lib.DEFAULT_INIT_SCALE)
+            else:
+                lr = _log_uniform(rng, LEARNING_RATE_RANGE)
+                s1, s2 = _log_uniform(rng, INIT_SCALE_RANGE), _log_uniform(rng, INIT_SCALE_RANGE)
+            params = {"learning_rate": lr, "first_init_scale": s1, "second_init_scale": s2}
+            out.append((programs_lib.neural_net_algorithm(**params), params))
+    return out
+
+
+def tune_hand_written(name: str, select_tasks: Sequence[Task], final_tasks: Sequence[Task], memory: MemoryShape, *,
+                      trials: int = 20, seed: int = 0, backend: str = "reference",
+                      test_tasks: Sequence[Task] | None = None) -> BaselineResult:
+    """The paper's baseline procedure for one hand-written program."""
+    rng = np.random.default_rng([seed, 0 if name == "linear" else 1])
+    return _pick(f"{name}_program_tuned", hand_written_candidates(name, trials, rng), select_tasks, final_tasks,
+                 memory, backend, seed, test_tasks)
+
+
+# -------------------------------------------------------- evolved, re-tuned --
+
+def tunable_constants(program: Algorithm) -> list[tuple[str, int, tuple[str, ...]]]:
+    """(component, position, fields) of the constants the re-tuning scales:
+    d of SCALAR_CONST_SET (learning rates, ...), the spread of the Gaussian
+    sets (f1) and both bounds of the uniform sets (f0, f1)."""
+    out = []
+    for c in COMPONENTS:
+        for i, instr in enumerate(program.component(c)):
+            name = ops_lib.OPS[instr.op].name
+            if name == "SCALAR_CONST_SET_OP":
+                out.append((c, i, ("d",)))
+            elif name.endswith("_GAUSSIAN_SET_OP"):
+                out.append((c, i, ("f1",)))
+            elif name.endswith("_UNIFORM_SET_OP"):
+                out.append((c, i, ("f0", "f1")))
+    return out
+
+
+def scale_constants(program: Algorithm, factors: Sequence[float],
+                    sites: Sequence[tuple[str, int, tuple[str, ...]]]) -> Algorithm:
+    """`program` with each site's fields multiplied by its factor."""
+    comps = {c: list(program.component(c)) for c in COMPONENTS}
+    for factor, (c, i, fields) in zip(factors, sites, strict=True):
+        instr = comps[c][i]
+        comps[c][i] = dataclasses.replace(instr, **{f: getattr(instr, f) * factor for f in fields})
+    return program.replace(**{c: tuple(v) for c, v in comps.items()})
+
+
+def retune_program(program: Algorithm, select_tasks: Sequence[Task], final_tasks: Sequence[Task],
+                   memory: MemoryShape, *, trials: int = 20, seed: int = 0, backend: str = "reference",
+                   test_tasks: Sequence[Task] | None = None, name: str = "evolved_retuned") -> BaselineResult:
+    """Random search over log-scale factors of the program's constants (trial
+    0 = unchanged); a program without such constants is scored as is."""
+    sites = tunable_constants(program)
+    rng = np.random.default_rng([seed, 2])
+    candidates: list[tuple[Algorithm, dict[str, Any]]] = [(program, {"factors": [1.0] * len(sites)})]
+    for _ in range(1, max(1, trials) if sites else 1):
+        factors = [_log_uniform(rng, RETUNE_FACTOR_RANGE) for _ in sites]
+        candidates.append((scale_constants(program, factors, sites), {"factors": factors}))
+    result = _pick(name, candidates, select_tasks, final_tasks, memory, backend, seed, test_tasks)
+    result.params["sites"] = [f"{c}[{i}].{'/'.join(f)}" for c, i, f in sites]
+    return result
+
+
+# ------------------------------------------------------------ optax --
+
+def _optax_train(kind: str, x_train: np.ndarray, y_train: np.ndarray, *, hidden: int, epochs: int, batch_size: int,
+                 learning_rates: Sequence[float], seed: int) -> Callable[[np.ndarray, slice], np.ndarray]:
+    """Trains one model per (learning rate, task) at once (vmapped) and
+    returns predict(x (t, n, F), task_slice) -> logits (L, t, n) of the
+    models of tasks[task_slice], for every learning rate."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    num_tasks, n, features = x_train.shape
+    batch = max(1, min(batch_size, n))
+    steps = n // batch
+    x_tr = jnp.asarray(x_train, jnp.float32)
+    y_tr = jnp.asarray(y_train, jnp.float32)
+
+    def init(key):
+        k1, k2 = jax.random.split(key)
+        if kind == "logistic":
+            return {"w": jnp.zeros((features,)), "b": jnp.zeros(())}
+        return {"w1": jax.random.normal(k1, (features, hidden)) * jnp.sqrt(2.0 / features),
+                "b1": jnp.zeros((hidden,)),
+                "w2": jax.random.normal(k2, (hidden,)) * jnp.sqrt(1.0 / hidden), "b2": jnp.zeros(())}
+
+    def logits(params, x):
+        if kind == "logistic":
+            return x @ params["w"] + params["b"]
+        return jax.nn.relu(x @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
+
+    def loss(params, x, y):
+        return optax.sigmoid_binary_cross_entropy(logits(params, x), y).mean()
+
+    opt = optax.scale_by_adam()
+
+    def train_one(lr, x, y, key):
+        params = init(key)
+        state = opt.init(params)
+
+        def epoch(carry, ekey):
+            params, state = carry
+            order = jax.random.permutation(ekey, n)[: steps * batch].reshape(steps, batch)
+
+            def step(carry, idx):
+                params, state = carry
+                grads = jax.grad(loss)(params, x[idx], y[idx])
+                updates, state = opt.update(grads, state, params)
+                params = jax.tree_util.tree_map(lambda p, u: p - lr * u, params, updates)
+                return (params, state), None
+
+            return jax.lax.scan(step, (params, state), order)[0], None
+
+        return jax.lax.scan(epoch, (params, state), jax.random.split(key, epochs))[0][0]
+
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_tasks)
+    per_task = jax.vmap(train_one, in_axes=(None, 0, 0, 0))
+    train_all = jax.jit(jax.vmap(per_task, in_axes=(0, None, None, None)))
+    params = train_all(jnp.asarray(learning_rates, jnp.float32), x_tr, y_tr, keys)
+    predict = jax.jit(jax.vmap(jax.vmap(logits, in_axes=(0, 0)), in_axes=(0, None)))
+    return lambda x, tasks: np.asarray(predict(jax.tree_util.tree_map(lambda p: p[:, tasks], params),
+                                               jnp.asarray(x, jnp.float32)))
+
+
+def _accuracy(logit: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean accuracy over tasks, per learning rate: (L, T, n) -> (L,)."""
+    return ((logit > 0.0) == (y[None] > 0.5)).mean(axis=2).mean(axis=1)
+
+
+def optax_baselines(select: dict[str, np.ndarray], final: dict[str, np.ndarray], *, hidden: int = 32,
+                    epochs: int = 20, batch_size: int = 32,
+                    learning_rates: Sequence[float] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+                    seed: int = 0) -> list[BaselineResult]:
+    """Logistic regression and a 2-layer ReLU MLP (`hidden` units), trained by
+    minibatch Adam on each task's train split; the learning rate with the
+    best mean valid accuracy on T_select is used on T_final. `select` and
+    `final` hold stacked arrays x_train (T, n, F), y_train, x_valid, y_valid
+    and optionally x_test, y_test."""
+    n_select = select["x_train"].shape[0]
+    x_train = np.concatenate([select["x_train"], final["x_train"]])  # one training call for both collections
+    y_train = np.concatenate([select["y_train"], final["y_train"]])
+    out = []
+    for kind in ("logistic", "mlp"):
+        predict = _optax_train(kind, x_train, y_train, hidden=hidden, epochs=epochs, batch_size=batch_size,
+                               learning_rates=learning_rates, seed=seed)
+        fits = {"select": _accuracy(predict(select["x_valid"], slice(0, n_select)), select["y_valid"]),
+                "final": _accuracy(predict(final["x_valid"], slice(n_select, None)), final["y_valid"])}
+        if "x_test" in final:
+            fits["test"] = _accuracy(predict(final["x_test"], slice(n_select, None)), final["y_test"])
+        best = int(np.argmax(fits["select"]))
+        name = "logistic_regression_optax" if kind == "logistic" else f"mlp_{hidden}_optax"
+        params = {"learning_rate": float(learning_rates[best]), "epochs": epochs, "batch_size": batch_size,
+                  "optimizer": "adam"}
+        if kind == "mlp":
+            params["hidden"] = hidden
+        out.append(BaselineResult(name, float(fits["select"][best]), float(fits["final"][best]), params,
+                                  len(learning_rates), float(fits["test"][best]) if "test" in fits else None))
+    return out
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A fixed-width comparison table (percent accuracies)."""
+    lines = [f"{'method':<32} {'T_select':>9} {'T_final':>9} {'final test':>10}"]
+    for r in rows:
+        pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+        lines.append(f"{r['name']:<32} {pct(r.get('select_fitness')):>9} {pct(r.get('final_fitness')):>9} "
+                     f"{pct(r.get('final_test_accuracy')):>10}")
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""experiments/cifar_binary.py on the built-in digits: a short run writes every
+output, --resume after an interruption continues it, bad data dirs fail clearly."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "experiments", "cifar_binary.py")
+
+
+@pytest.fixture(scope="module")
+def script():
+    name = "_cifar_binary_script"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _options(script, tmp_path, **changes):
+    base = dict(output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), features=8,
+                num_search_tasks=2, num_final_tasks=3, population_size=8, tournament_size=3,
+                max_train_steps=30_000, progress_every=8, checkpoint_every_seconds=0.0, baseline_trials=2,
+                optax_epochs=2, baselines=False)
+    base.update(changes)
+    return script.Options(**base)
+
+
+def test_short_run_writes_every_output(script, tmp_path):
+    lines: list[str] = []
+    opts = _options(script, tmp_path, baselines=True)
+    results = script.run(opts, log=lines.append)
+    out = opts.output_dir
+    files = set(os.listdir(out))
+    assert {"progress.csv", "best_program.json", "best_program.txt", "results.json", "baselines.json",
+            "checkpoint.json"} <= files
+    try:
+        import matplotlib  # noqa: F401
+
+        assert "fitness.png" in files
+    except ImportError:
+        assert any("fitness.png skipped" in n for n in results["notes"])
+    with open(os.path.join(out, "results.json")) as f:
+        saved = json.load(f)
+    for key in ("search_fitness", "select_fitness", "final_fitness", "individuals_per_second",
+                "train_steps_per_second", "baselines", "data"):
+        assert key in saved, key
+    assert saved["data"]["sizes"] == {"train": 278, "valid": 35, "test": 35}
+    assert saved["config"]["population_size"] == 8 and saved["config"]["fec"] is None
+    assert saved["config"]["train_budget"] == {"baseline": "neural_net", "factor": 2.0}
+    names = [r["name"] for r in saved["baselines"]]
+    assert names == ["evolved", "linear_program_tuned", "neural_net_program_tuned", "evolved_retuned",
+                     "logistic_regression_optax", "mlp_32_optax"]
+    nn = saved["baselines"][2]
+    assert nn["final_fitness"] > 0.75 and nn["final_test_accuracy"] > 0.75
+    assert any("individuals/s" in line for line in lines)
+    assert any("T_final" in line for line in lines)  # the comparison table
+    with open(os.path.join(out, "progress.csv")) as f:
+        assert len(list(csv.DictReader(f))) >= 2
+
+
+def test_resume_after_interruption_continues(script, tmp_path):
+    class Killed(Exception):
+        pass
+
+    def kill(_experiment, step):
+        if step >= 12:
+            raise Killed
+
+    opts = _options(script, tmp_path)
+    with pytest.raises(Killed):
+        script.run(opts, log=lambda _line: None, step_hook=kill)
+    assert not os.path.exists(os.path.join(opts.output_dir, "results.json"))
+    with open(os.path.join(opts.output_dir, "checkpoint.json")) as f:
+        state = json.load(f)["state"]
+    assert state["current"] is not None and state["experiment_index"] == 0  # killed mid-search
+    lines: list[str] = []
+    resumed = script.run(dataclasses.replace(opts, resume=True), log=lines.append)
+    assert any("resumed" in line for line in lines)
+    fresh = script.run(_options(script, tmp_path, output_dir=str(tmp_path / "fresh")), log=lambda _line: None)
+    assert resumed["best_program_text"] == fresh["best_program_text"]
+    assert resumed["final_fitness"] == fresh["final_fitness"]
+    assert resumed["counters"]["individuals"] == fresh["counters"]["individuals"]
+
+
+def test_cli_missing_cifar_is_a_clear_error(tmp_path):
+    proc = subprocess.run([sys.executable, SCRIPT, "--dataset=cifar10", f"--data_dir={tmp_path / 'none'}",
+                           f"--output_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "error: CIFAR-10 not found" in proc.stderr and "cifar-10-python.tar.gz" in proc.stderr
+
+
+def test_mixed_search_tasks_config(script, tmp_path):
+    opts = _options(script, tmp_path, num_search_tasks=4, mix_dataset="digits")
+    config, data = script.build_config(opts, log=lambda _line: None)
+    search = config.task_specs("search")
+    assert [s.num_tasks for s in search] == [2, 2] and config.task_specs("select") == search
+    assert data["mix_dataset"] == "digits" and len(data["mix_search_tasks"]) == 2
+    assert config.population_size == 8 and config.memory == (5, 9, 2) and config.initial_population == "noop"
+    assert (config.mutate_setup_size_max, config.mutate_predict_size_max, config.mutate_learn_size_max) == (7, 11, 23)
+    assert config.task_specs("final")[0].num_tasks == 3

@@ -21,6 +21,7 @@ run (as long as the wall-clock budget `max_seconds` does not decide the stop).
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import json
@@ -41,12 +42,12 @@ from azero_jax import tasks as tasks_lib
 from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
 from azero_jax.search import evolution as evolution_lib
 from azero_jax.search import mutator as mutator_lib
-from azero_jax.search.evaluator import ReferenceEvaluator
+from azero_jax.search.evaluator import CachedEvaluator, ReferenceEvaluator
 from azero_jax.search.fec import FECCache, FECSpec
 from azero_jax.search.train_budget import DEFAULT_THRESHOLD_FACTOR, TrainBudget
 
 BACKENDS = ("reference", "jax")
-IMPLEMENTED_BACKENDS = ("reference",)
+IMPLEMENTED_BACKENDS = ("reference", "jax")
 DTYPES = ("float64", "float32")
 COMBINATIONS = (fitness_lib.MEAN, fitness_lib.MEDIAN)
 
@@ -54,7 +55,7 @@ COMBINATIONS = (fitness_lib.MEAN, fitness_lib.MEDIAN)
 # change between a run and its resume (everything else is hashed into the
 # checkpoint and must match).
 RUN_CONTROL_FIELDS = ("max_experiments", "max_train_steps", "max_seconds", "sufficient_fitness", "progress_every",
-                      "checkpoint_path", "checkpoint_every_seconds")
+                      "checkpoint_path", "checkpoint_every_seconds", "search_sufficient_fitness")
 
 TaskEntry = str | dict[str, Any]
 
@@ -182,8 +183,24 @@ class ExperimentConfig:
     checkpoint_path: None = <output_dir>/checkpoint.json.
     checkpoint_every_seconds: periodic checkpoints at sweep boundaries
       (0 = after every sweep, None = only at the end of each experiment).
-    backend: "reference" (NumPy interpreter); "jax" is not available yet.
-    dtype: compute dtype of the jax backend; the reference computes float64.
+    backend: "reference" (NumPy interpreter, one program and task at a time)
+      or "jax" (batched `azero_jax.jax_eval`; feed it with children_per_step
+      in the hundreds). Select/final evaluations use the same backend.
+    dtype: compute dtype of the jax backend ("float64" agrees with the
+      reference bit for bit on the demo ops, so FEC hashes agree too;
+      "float32" hashes differently and is consistent only with itself); the
+      reference computes float64.
+    children_per_step: children per evolution step and island, evaluated in
+      one batched call (1 = the reference's sequential algorithm).
+    random_search: every child is a fresh initial program (baseline mode).
+    hurdle_tasks: 0 = off (the reference); k > 0 = the paper's hurdle: a
+      child is first evaluated on the first k search tasks and stops there if
+      its fitness on them is below the hurdle_percentile percentile of the
+      population's unique fitnesses (that partial fitness is its fitness).
+    search_sufficient_fitness: None = the reference (each search spends its
+      whole max_train_steps); a number = also end a search, at a sweep
+      boundary, once its best search fitness exceeds it (the select test then
+      decides as usual). Saves the rest of the budget after a discovery.
     """
 
     search_tasks: tuple[TaskEntry, ...] = ("demo_search",)
@@ -224,6 +241,10 @@ class ExperimentConfig:
     children_per_step: int = 1
     num_islands: int = 1
     migration_every: int = 0
+    random_search: bool = False
+    hurdle_tasks: int = 0
+    hurdle_percentile: float = 75.0
+    search_sufficient_fitness: float | None = None
     max_seconds: float | None = None
     checkpoint_path: str | None = None
     checkpoint_every_seconds: float | None = 600.0
@@ -282,6 +303,12 @@ class ExperimentConfig:
         s("children_per_step", _int("children_per_step", self.children_per_step, 1))
         s("num_islands", _int("num_islands", self.num_islands, 1))
         s("migration_every", _int("migration_every", self.migration_every, 0))
+        if not isinstance(self.random_search, bool):
+            raise ConfigError(f"ExperimentConfig.random_search must be true or false, got {self.random_search!r}")
+        s("hurdle_tasks", _int("hurdle_tasks", self.hurdle_tasks, 0))
+        s("hurdle_percentile", _float("hurdle_percentile", self.hurdle_percentile, 0.0, 100.0))
+        s("search_sufficient_fitness", _float("search_sufficient_fitness", self.search_sufficient_fitness,
+                                              allow_none=True))
         if self.children_per_step > self.population_size:
             raise ConfigError(f"ExperimentConfig.children_per_step ({self.children_per_step}) cannot exceed "
                               f"population_size ({self.population_size})")
@@ -408,7 +435,8 @@ class ExperimentConfig:
         return evolution_lib.EvolutionConfig(
             population_size=self.population_size, tournament_size=self.tournament_size,
             children_per_step=self.children_per_step, num_islands=self.num_islands,
-            migration_every=self.migration_every, progress_every=self.progress_every)
+            migration_every=self.migration_every, random_search=self.random_search,
+            progress_every=self.progress_every)
 
 
 # -------------------------------------------------------------- presets --
@@ -417,7 +445,12 @@ _DEMO_OPS = [ops_lib.OPS[i].name for i in ops_lib.DEMO_OPS]
 _DEMO_TYPES = list(mutator_lib.DEMO_MUTATION_TYPES)
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # run_demo.sh (spec §16); time-seeded like the reference script.
+    # run_demo.sh (spec §16); time-seeded like the reference script. Runs on
+    # the batched JAX backend (float64: same values as the reference
+    # interpreter up to summation-order ulps), 250 children per step (4 steps
+    # per sweep of the population of 1000) to amortize each batched call;
+    # backend="reference", children_per_step=1 is the reference's sequential
+    # algorithm on the NumPy interpreter (~100x slower).
     "demo": dict(
         search_tasks=["demo_search"], select_tasks=["demo_select"], final_tasks=["demo_final"],
         setup_ops=_DEMO_OPS, predict_ops=_DEMO_OPS, learn_ops=_DEMO_OPS,
@@ -425,7 +458,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         fec={"num_train_examples": 10, "num_valid_examples": 10}, population_size=1000, tournament_size=10,
         initial_population="random", max_train_steps=200_000_000, allowed_mutation_types=_DEMO_TYPES,
         mutate_prob=0.9, progress_every=10000, memory=[4, 3, 1], max_experiments=0, randomize_task_seeds=True,
-        sufficient_fitness=0.9999, random_seed=0),
+        sufficient_fitness=0.9999, random_seed=0, backend="jax", dtype="float64", children_per_step=250),
     # run_baseline.sh (spec §17). Its tasks are projected binary CIFAR-10
     # (F 16, 8000 train, 1000 valid, accuracy): the .npz files below must be
     # generated first (a later issue); the config itself loads.
@@ -521,6 +554,9 @@ class ExperimentResult:
     elapsed_seconds: float
     random_seed: int
     memory: MemoryShape
+    # Wall seconds per phase of this session (select_mutate, probe, hash,
+    # cache, full, select, ...) and its CPU seconds: profiling only.
+    profile: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         secs = max(self.elapsed_seconds, 1e-9)
@@ -532,6 +568,7 @@ class ExperimentResult:
             "individuals_per_second": self.counters.get("individuals", 0) / secs,
             "train_steps_per_second": self.counters.get("train_steps", 0) / secs,
             "random_seed": self.random_seed,
+            "profile": self.profile,
             "best_program": serialization.algorithm_to_dict(self.best_program, self.memory),
             "best_program_text": serialization.format_algorithm(self.best_program),
         }
@@ -570,6 +607,8 @@ class _Run:
         self.totals = {k: 0 for k in _COUNTER_KEYS}
         self.progress_rows = 0
         self.current: dict[str, Any] | None = None  # {"plan", "evolution", "evaluator"} mid-experiment
+        self.profile: dict[str, float] = collections.defaultdict(float)  # this session only
+        self.cpu_start = time.process_time()
 
     # -- time / counters --
     def elapsed(self) -> float:
@@ -580,7 +619,7 @@ class _Run:
 
     # -- checkpoints --
     def to_state(self, evolution_state: evolution_lib.EvolutionState | None = None,
-                 evaluator: ReferenceEvaluator | None = None, plan: dict[str, Any] | None = None) -> dict[str, Any]:
+                 evaluator: CachedEvaluator | None = None, plan: dict[str, Any] | None = None) -> dict[str, Any]:
         assert self.main_rng is not None
         current = None
         if evolution_state is not None and evaluator is not None:
@@ -632,7 +671,7 @@ class _Run:
         with open(self.csv_path, "w", encoding="utf-8") as f:
             f.writelines(lines[:1 + self.progress_rows] if lines else [",".join(CSV_COLUMNS) + "\n"])
 
-    def progress(self, state: evolution_lib.EvolutionState, evaluator: ReferenceEvaluator) -> None:
+    def progress(self, state: evolution_lib.EvolutionState, evaluator: CachedEvaluator) -> None:
         """Reference progress line (+ throughput and FEC hit rate) and a CSV row."""
         every = self.config.progress_every
         if state.last_progress is not None and state.num_individuals < state.last_progress + every:
@@ -673,7 +712,7 @@ class _Run:
                 "select_tasks": [_listify(dataclasses.asdict(s)) for s in select],
                 "evaluator_seed": evaluator_seed, "evolution_seed": evolution_seed, "select_seed": select_seed}
 
-    def build(self, plan: dict[str, Any]) -> tuple[MemoryShape, ReferenceEvaluator, evolution_lib.RegularizedEvolution]:
+    def build(self, plan: dict[str, Any]) -> tuple[MemoryShape, CachedEvaluator, evolution_lib.RegularizedEvolution]:
         cfg = self.config
         search_tasks = tasks_lib.make_tasks([tasks_lib.TaskSpec(**s) for s in plan["search_tasks"]])
         memory = cfg.memory_shape(search_tasks[0].features)
@@ -681,17 +720,22 @@ class _Run:
         if cfg.train_budget is not None:
             budget = TrainBudget.neural_net(cfg.init_sizes, cfg.train_budget["factor"],
                                             baseline=cfg.train_budget["baseline"])
-        evaluator = ReferenceEvaluator(
-            search_tasks, memory, fec_spec=FECSpec(**cfg.fec) if cfg.fec is not None else None,
-            train_budget=budget, combination=cfg.fitness_combination, max_abs_error=cfg.max_abs_error,
-            seed=plan["evaluator_seed"])
+        evaluator = make_evaluator(
+            cfg, search_tasks, memory, seed=plan["evaluator_seed"],
+            fec_spec=FECSpec(**cfg.fec) if cfg.fec is not None else None, train_budget=budget,
+            combination=cfg.fitness_combination, hurdles=True)
         mutator_cfg = cfg.mutator_config(memory.features)
         generator = mutator_lib.InitialPopulation.from_config(cfg.initial_population, cfg.init_sizes, mutator_cfg)
         evo = evolution_lib.RegularizedEvolution(cfg.evolution_config(), mutator_lib.Mutator(mutator_cfg), generator,
                                                  evaluator, log=None)
         return memory, evaluator, evo
 
-    def search_done(self, evaluator: ReferenceEvaluator) -> bool:
+    def search_done(self, evaluator: CachedEvaluator, state: evolution_lib.EvolutionState) -> bool:
+        """Reference: the train-step budget (or time). Optionally also once the
+        population's best search fitness exceeds search_sufficient_fitness."""
+        target = self.config.search_sufficient_fitness
+        if target is not None and evolution_lib.result(state, self.config.evolution_config())[1] > target:
+            return True
         return evaluator.num_train_steps >= self.config.max_train_steps or self.out_of_time()
 
     def maybe_checkpoint(self, **kwargs: Any) -> None:
@@ -707,7 +751,7 @@ class _Run:
                      f"population {self.config.population_size} x {self.config.num_islands} island(s)")
             state = evo.init(plan["evolution_seed"])
             self.progress(state, evaluator)
-            if not self.search_done(evaluator):
+            if not self.search_done(evaluator, state):
                 self.maybe_checkpoint(evolution_state=state, evaluator=evaluator, plan=plan)
         else:
             plan = self.current["plan"]
@@ -723,7 +767,7 @@ class _Run:
                      f"train_steps={evaluator.num_train_steps}")
             self.current = None
         # Reference Run(): stop tests only between full sweeps.
-        while not self.search_done(evaluator):
+        while not self.search_done(evaluator, state):
             while True:
                 state = evo.step(state)
                 if self.step_hook is not None:
@@ -731,12 +775,17 @@ class _Run:
                 if evo.completed_sweep(state):
                     break
             self.progress(state, evaluator)
-            if not self.search_done(evaluator):
+            if not self.search_done(evaluator, state):
                 self.maybe_checkpoint(evolution_state=state, evaluator=evaluator, plan=plan)
         program, search_fitness = evolution_lib.result(state, evo.config)
+        for timers in (evo.timers, evaluator.timers):
+            for name, seconds in timers.items():
+                self.profile[name] += seconds
+        start = time.perf_counter()
         select_tasks = tasks_lib.make_tasks([tasks_lib.TaskSpec(**s) for s in plan["select_tasks"]])
         select_fitness = evaluate_program(program, select_tasks, memory, seed=plan["select_seed"],
-                                          max_abs_error=self.config.max_abs_error)
+                                          max_abs_error=self.config.max_abs_error, config=self.config)
+        self.profile["select"] += time.perf_counter() - start
         kept = self.best is None or select_fitness >= self.best["select_fitness"]
         counters = evaluator.counters()
         record = {"experiment": self.experiment_index + 1, "search_fitness": search_fitness,
@@ -765,18 +814,43 @@ class _Run:
         return self.out_of_time()
 
 
+def make_evaluator(config: ExperimentConfig, task_list: Sequence[tasks_lib.Task], memory: MemoryShape, *,
+                   seed: int, fec_spec: FECSpec | None = None, train_budget: TrainBudget | None = None,
+                   combination: str = fitness_lib.MEAN, hurdles: bool = False) -> CachedEvaluator:
+    """The config's backend as a `CachedEvaluator` (search: FEC, budget and
+    hurdles as configured; select/final: none of them)."""
+    hurdle = dict(hurdle_tasks=config.hurdle_tasks if hurdles else 0, hurdle_percentile=config.hurdle_percentile)
+    if config.backend == "jax":
+        from azero_jax.search.jax_evaluator import JaxEvaluator, op_subsets_for  # imports JAX only when used
+
+        extra = []
+        if config.initial_population != "random":
+            extra.append(programs_lib.hand_written(config.initial_population, config.init_sizes))
+        subsets = op_subsets_for({c: getattr(config, f"{c}_ops") for c in COMPONENTS}, *extra)
+        return JaxEvaluator(task_list, memory, fec_spec=fec_spec, train_budget=train_budget, combination=combination,
+                            max_abs_error=config.max_abs_error, seed=seed, dtype=config.dtype, op_subsets=subsets,
+                            **hurdle)
+    return ReferenceEvaluator(task_list, memory, fec_spec=fec_spec, train_budget=train_budget,
+                              combination=combination, max_abs_error=config.max_abs_error, seed=seed, **hurdle)
+
+
 def evaluate_program(program: Algorithm, task_list: Sequence[tasks_lib.Task], memory: MemoryShape, *,
-                     seed: int, max_abs_error: float = fitness_lib.MAX_ABS_ERROR) -> float:
-    """Select/final evaluation: MEAN combination, no FEC, no train budget."""
-    evaluator = ReferenceEvaluator(task_list, memory, combination=fitness_lib.MEAN, max_abs_error=max_abs_error,
-                                   seed=seed)
+                     seed: int, max_abs_error: float = fitness_lib.MAX_ABS_ERROR,
+                     config: ExperimentConfig | None = None) -> float:
+    """Select/final evaluation: MEAN combination, no FEC, no train budget, on
+    the config's backend (the reference when no config is given)."""
+    if config is None:
+        evaluator: CachedEvaluator = ReferenceEvaluator(task_list, memory, combination=fitness_lib.MEAN,
+                                                        max_abs_error=max_abs_error, seed=seed)
+    else:
+        evaluator = make_evaluator(config.replace(max_abs_error=max_abs_error), task_list, memory, seed=seed)
     return float(evaluator([program])[0])
 
 
 def _check_runnable(config: ExperimentConfig) -> None:
     if config.backend not in IMPLEMENTED_BACKENDS:
         raise ConfigError(f"backend {config.backend!r} is not available yet; use backend 'reference'")
-    if config.dtype != "float64":
+    if config.backend == "reference" and config.dtype != "float64":
         raise ConfigError(f"the reference backend computes in float64; dtype {config.dtype!r} needs backend 'jax'")
     for which in ("search", "select", "final"):
         for spec in config.task_specs(which):
@@ -824,13 +898,17 @@ def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool =
     best_program = serialization.algorithm_from_dict(run.best["program"])
     final_tasks = tasks_lib.make_tasks(config.task_specs("final"))
     memory = config.memory_shape(final_tasks[0].features)
+    start = time.perf_counter()
     final_fitness = evaluate_program(best_program, final_tasks, memory, seed=final_seed,
-                                     max_abs_error=config.max_abs_error)
+                                     max_abs_error=config.max_abs_error, config=config)
+    run.profile["final"] += time.perf_counter() - start
+    run.profile["cpu_seconds"] = time.process_time() - run.cpu_start
     result = ExperimentResult(
         best_program=best_program, search_fitness=run.best["search_fitness"],
         select_fitness=run.best["select_fitness"], final_fitness=final_fitness,
         best_experiment=run.best["experiment"], num_experiments=run.experiment_index, experiments=run.experiments,
-        counters=dict(run.totals), elapsed_seconds=run.elapsed(), random_seed=run.random_seed, memory=memory)
+        counters=dict(run.totals), elapsed_seconds=run.elapsed(), random_seed=run.random_seed, memory=memory,
+        profile=dict(run.profile))
     run.log(f"Final evaluation fitness (on unseen data) = {final_fitness:.6f}")
     run.log("Algorithm found:\n" + serialization.format_algorithm(best_program).rstrip("\n"))
     serialization.save_algorithm(os.path.join(output_dir, "best_program.json"), best_program, memory)

@@ -35,13 +35,15 @@ _MAX_SECONDS = flags.DEFINE_float("max_seconds", None, "wall-clock budget of the
 _CHILDREN = flags.DEFINE_integer("children_per_step", None, "children evaluated per step and island")
 _ISLANDS = flags.DEFINE_integer("islands", None, "number of islands")
 _PROGRESS_EVERY = flags.DEFINE_integer("progress_every", None, "individuals between progress lines")
+_BACKEND = flags.DEFINE_enum("backend", None, ["reference", "jax"], "evaluator backend; overrides the config")
+_DTYPE = flags.DEFINE_enum("dtype", None, ["float64", "float32"], "JAX compute dtype; overrides the config")
 
 
 def _overrides() -> dict:
     pairs = {"random_seed": _SEED.value, "max_experiments": _MAX_EXPERIMENTS.value,
              "max_train_steps": _MAX_TRAIN_STEPS.value, "max_seconds": _MAX_SECONDS.value,
              "children_per_step": _CHILDREN.value, "num_islands": _ISLANDS.value,
-             "progress_every": _PROGRESS_EVERY.value}
+             "progress_every": _PROGRESS_EVERY.value, "backend": _BACKEND.value, "dtype": _DTYPE.value}
     return {k: v for k, v in pairs.items() if v is not None}
 
 

@@ -73,9 +73,21 @@ def test_bad_json_file(tmp_path):
         ExperimentConfig.from_json(path)
 
 
-def test_jax_backend_not_available_yet(tmp_path):
-    with pytest.raises(ConfigError, match="not available yet"):
-        experiment.run_experiments(_tiny(backend="jax"), output_dir=str(tmp_path), log=None)
+def test_backend_and_dtype_rules(tmp_path):
+    with pytest.raises(ConfigError, match="needs backend 'jax'"):
+        experiment.run_experiments(_tiny(dtype="float32"), output_dir=str(tmp_path), log=None)
+    demo = experiment.get_preset("demo")
+    assert (demo.backend, demo.dtype, demo.children_per_step) == ("jax", "float64", 250)
+    assert demo.replace(backend="reference", children_per_step=1).backend == "reference"
+
+
+def test_search_sufficient_fitness_ends_a_search_early(tmp_path):
+    base = _tiny(max_experiments=1, max_train_steps=8000)
+    full = experiment.run_experiments(base, output_dir=str(tmp_path / "a"), log=None)
+    early = experiment.run_experiments(base.replace(search_sufficient_fitness=0.0), output_dir=str(tmp_path / "b"),
+                                       log=None)
+    # The initial population already beats 0: the search stops right after it.
+    assert early.counters["individuals"] == base.population_size < full.counters["individuals"]
 
 
 def test_baseline_needs_data(tmp_path):

@@ -17,8 +17,12 @@ values, cache contents and train-step counts as one-at-a-time evaluation.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import time
 from collections.abc import Sequence
+
+import numpy as np
 
 from azero_jax import fitness as fitness_lib
 from azero_jax import reference
@@ -68,11 +72,20 @@ class _Pending:
 class CachedEvaluator:
     """Front end: `__call__(programs) -> fitnesses` over all tasks.
 
-    Subclasses implement `probe(programs, jobs)` and `full(programs, jobs)`.
+    Subclasses implement `probe(programs, jobs)` and `full(programs, jobs)`
+    (or, to hash a whole batch in a few array operations, `probe_keys`).
+
+    Hurdles (the paper's; off by default, as in the reference): with
+    `hurdle_tasks = k`, once `set_population` has given the population's
+    fitnesses, every candidate is first evaluated on the first k tasks only;
+    one whose combined fitness there is below the `hurdle_percentile`
+    percentile of the population's unique fitnesses gets that partial fitness
+    and is not evaluated on the remaining tasks (saving their cost).
     """
 
     def __init__(self, tasks: Sequence[Task], *, fec_spec: FECSpec | None = None,
-                 train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN):
+                 train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
+                 hurdle_tasks: int = 0, hurdle_percentile: float = 75.0):
         self.tasks = list(tasks)
         if not self.tasks:
             raise ValueError("an evaluator needs at least one task")
@@ -87,13 +100,23 @@ class CachedEvaluator:
                     f"FEC probe of {fec_spec.num_train_examples} train / {fec_spec.num_valid_examples} valid "
                     f"examples exceeds task {t.name or t.index} ({max_train} train / {t.num_valid} valid)")
         fitness_lib.combine([0.0], combination)  # validates the mode
+        if not 0 <= int(hurdle_tasks) < len(self.tasks) and hurdle_tasks:
+            raise ValueError(f"hurdle_tasks must be in [1, {len(self.tasks) - 1}] (or 0 = off), got {hurdle_tasks}")
+        if not 0.0 <= float(hurdle_percentile) <= 100.0:
+            raise ValueError(f"hurdle_percentile must lie in [0, 100], got {hurdle_percentile}")
         self.combination = combination
         self.fec_spec = fec_spec
         self.cache = FECCache(fec_spec) if fec_spec is not None else None
         self.train_budget = train_budget
+        self.hurdle_tasks = int(hurdle_tasks)
+        self.hurdle_percentile = float(hurdle_percentile)
+        self.hurdle_threshold: float | None = None
         self.num_individuals = 0
         self.num_train_steps = 0
         self.num_full_evaluations = 0
+        self.num_hurdle_stops = 0
+        # Wall seconds per phase (profiling only; never affects results).
+        self.timers: dict[str, float] = collections.defaultdict(float)
 
     # -- hooks --
     def probe(self, programs: Sequence[Algorithm], jobs: Sequence[Job]) -> list[ProbeResult]:
@@ -101,6 +124,15 @@ class CachedEvaluator:
 
     def full(self, programs: Sequence[Algorithm], jobs: Sequence[Job]) -> list[FullResult]:
         raise NotImplementedError
+
+    def probe_keys(self, programs: Sequence[Algorithm], jobs: Sequence[Job]) -> tuple[list[int], list[int]]:
+        """FEC keys and probe train steps per job (default: `probe` + hash)."""
+        start = time.perf_counter()
+        probes = self.probe(programs, jobs)
+        self.timers["probe"] += time.perf_counter() - start
+        keys = [fec_hash(pr.train_errors, pr.valid_errors, self.tasks[job.task].index, job.num_train_examples)
+                for job, pr in zip(jobs, probes, strict=True)]
+        return keys, [int(pr.train_steps) for pr in probes]
 
     # -- counters --
     @property
@@ -116,6 +148,17 @@ class CachedEvaluator:
                 "full_evaluations": self.num_full_evaluations, "fec_hits": self.fec_hits,
                 "fec_misses": self.fec_misses}
 
+    # -- hurdles --
+    def set_population(self, fitnesses: np.ndarray) -> None:
+        """Updates the hurdle from the current population (the evolution loop
+        calls this before each batch): the percentile of its unique finite
+        fitnesses. No-op when hurdles are off."""
+        if not self.hurdle_tasks:
+            return
+        values = np.unique(np.asarray(fitnesses, dtype=np.float64))
+        values = values[np.isfinite(values)]
+        self.hurdle_threshold = float(np.percentile(values, self.hurdle_percentile)) if values.size else None
+
     # -- evaluation --
     def _num_train(self, program: Algorithm, task: Task) -> int:
         max_train = task.num_train * task.num_train_epochs
@@ -123,44 +166,71 @@ class CachedEvaluator:
             return max_train
         return self.train_budget.train_examples(program, max_train)
 
-    def __call__(self, programs: Sequence[Algorithm]) -> list[float]:
-        programs = list(programs)
-        jobs = [Job(p, t, self._num_train(program, task))
-                for p, program in enumerate(programs) for t, task in enumerate(self.tasks)]
+    def _evaluate_jobs(self, programs: list[Algorithm], jobs: list[Job]) -> list[float]:
+        """Per-job fitness: FEC probe + lookup (if on), then one batched full
+        evaluation of the misses; counts train steps."""
         # values[i]: a float, or the index of the full job that will produce it.
         values: list[float | int] = []
         full_jobs: list[Job] = []
+        pending: list[tuple[int, _Pending]] = []
         if self.cache is None:
             values = list(range(len(jobs)))
             full_jobs = jobs
         else:
-            probes = self.probe(programs, jobs)
-            pending: list[tuple[int, _Pending]] = []
-            for job, pr in zip(jobs, probes, strict=True):
-                self.num_train_steps += int(pr.train_steps)
-                key = fec_hash(pr.train_errors, pr.valid_errors, self.tasks[job.task].index, job.num_train_examples)
-                found = self.cache.find(key)
+            keys, steps = self.probe_keys(programs, jobs)
+            start = time.perf_counter()
+            self.num_train_steps += int(sum(steps))
+            cache = self.cache
+            for job, key in zip(jobs, keys, strict=True):
+                found = cache.find(key)
                 if found is None:
                     marker = _Pending(len(full_jobs))
                     full_jobs.append(job)
-                    self.cache.insert(key, marker)  # filled in below
+                    cache.insert(key, marker)  # filled in below
                     pending.append((key, marker))
                     values.append(marker.job)
                 elif isinstance(found, _Pending):
                     values.append(found.job)
                 else:
                     values.append(float(found))
+            self.timers["cache"] += time.perf_counter() - start
+        start = time.perf_counter()
         results = self.full(programs, full_jobs) if full_jobs else []
+        self.timers["full"] += time.perf_counter() - start
         self.num_full_evaluations += len(full_jobs)
         for r in results:
             self.num_train_steps += int(r.train_steps)
         if self.cache is not None:
             for key, marker in pending:
                 self.cache.fill(key, marker, results[marker.job].fitness)
-        per_task = [v if isinstance(v, float) else float(results[v].fitness) for v in values]
+        return [v if isinstance(v, float) else float(results[v].fitness) for v in values]
+
+    def __call__(self, programs: Sequence[Algorithm]) -> list[float]:
+        programs = list(programs)
         n = len(self.tasks)
+        if self.train_budget is None:  # the common case, without a per-program Python loop
+            row = [t.num_train * t.num_train_epochs for t in self.tasks]
+            budgets = [row] * len(programs)
+        else:
+            budgets = [[self._num_train(program, task) for task in self.tasks] for program in programs]
         self.num_individuals += len(programs)
-        return [fitness_lib.combine(per_task[i * n:(i + 1) * n], self.combination) for i in range(len(programs))]
+        if not self.hurdle_tasks or self.hurdle_threshold is None:
+            jobs = [Job(p, t, budgets[p][t]) for p in range(len(programs)) for t in range(n)]
+            per_task = self._evaluate_jobs(programs, jobs)
+            return [fitness_lib.combine(per_task[i * n:(i + 1) * n], self.combination) for i in range(len(programs))]
+        k = self.hurdle_tasks
+        jobs = [Job(p, t, budgets[p][t]) for p in range(len(programs)) for t in range(k)]
+        first = self._evaluate_jobs(programs, jobs)
+        out = [fitness_lib.combine(first[i * k:(i + 1) * k], self.combination) for i in range(len(programs))]
+        passed = [i for i in range(len(programs)) if not out[i] < self.hurdle_threshold]
+        self.num_hurdle_stops += len(programs) - len(passed)
+        if passed:
+            jobs = [Job(p, t, budgets[p][t]) for p in passed for t in range(k, n)]
+            rest = self._evaluate_jobs(programs, jobs)
+            m = n - k
+            for j, i in enumerate(passed):
+                out[i] = fitness_lib.combine(first[i * k:(i + 1) * k] + rest[j * m:(j + 1) * m], self.combination)
+        return out
 
 
 class ReferenceEvaluator(CachedEvaluator):
@@ -170,8 +240,10 @@ class ReferenceEvaluator(CachedEvaluator):
 
     def __init__(self, tasks: Sequence[Task], memory: MemoryShape, *, fec_spec: FECSpec | None = None,
                  train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
-                 max_abs_error: float = fitness_lib.MAX_ABS_ERROR, seed: int = 0):
-        super().__init__(tasks, fec_spec=fec_spec, train_budget=train_budget, combination=combination)
+                 max_abs_error: float = fitness_lib.MAX_ABS_ERROR, seed: int = 0, hurdle_tasks: int = 0,
+                 hurdle_percentile: float = 75.0):
+        super().__init__(tasks, fec_spec=fec_spec, train_budget=train_budget, combination=combination,
+                         hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile)
         self.memory = memory
         self.max_abs_error = float(max_abs_error)
         self.seed = int(seed)

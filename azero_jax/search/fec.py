@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +43,47 @@ class FECSpec:
             raise ValueError("FECSpec.forget_every must be 0 (never) or > 1, got 1")
 
 
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_SEED = np.uint64(42)  # the reference's start value
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer (bijective 64-bit avalanche), on uint64 arrays."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _combine(h: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """HashCombine(h, value): order-sensitive 64-bit mix (wraps mod 2^64)."""
+    return _mix64(h ^ (_mix64(value) + _GOLDEN + (h << np.uint64(6)) + (h >> np.uint64(2))))
+
+
+def fec_hash_batch(errors: np.ndarray, lengths: np.ndarray, task_index: np.ndarray,
+                   num_train_examples: np.ndarray) -> np.ndarray:
+    """Vectorized `fec_hash` of J probes at once, as uint64 (J,).
+
+    errors: (J, L) float; row j's first lengths[j] entries are its error
+    sequence (train errors then valid errors; the rest is ignored).
+    Hashing each probe separately costs several microseconds of Python per
+    (program, task); a search hashes ~10 per individual, so the batched
+    evaluator hashes a whole step's probes in a few array operations.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    if errors.ndim != 2:
+        raise ValueError(f"errors must have shape (J, L), got {errors.shape}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    with np.errstate(over="ignore"):
+        bits = np.where(errors == 0.0, 0.0, errors).astype("<f8").view(np.uint64)  # -0.0 -> +0.0; NaN bits kept
+        h = np.full(errors.shape[0], _SEED, dtype=np.uint64)
+        for k in range(errors.shape[1]):
+            h = np.where(k < lengths, _combine(h, bits[:, k]), h)
+        h = _combine(h, np.asarray(task_index, dtype=np.int64).astype(np.uint64))
+        h = _combine(h, np.asarray(num_train_examples, dtype=np.int64).astype(np.uint64))
+    return h
+
+
 def fec_hash(train_errors: Sequence[float], valid_errors: Sequence[float], task_index: int,
              num_train_examples: int) -> int:
     """64-bit hash of the probe errors (exact float64 bits, as the reference
@@ -52,15 +92,15 @@ def fec_hash(train_errors: Sequence[float], valid_errors: Sequence[float], task_
 
     Like the reference's sequence of HashCombine calls, train and valid errors
     are hashed as one sequence. -0.0 hashes as +0.0 (std::hash<double> does
-    the same). BLAKE2b is deterministic across processes, unlike Python's hash.
+    the same). The mix is deterministic across processes (unlike Python's
+    hash) and identical to `fec_hash_batch`, so the reference and the JAX
+    backends share it; the values differ from the C++ ones (not needed:
+    hashes only key this process's cache and its checkpoint).
     """
     errors = np.concatenate([np.asarray(train_errors, dtype=np.float64).ravel(),
                              np.asarray(valid_errors, dtype=np.float64).ravel()])
-    errors = np.where(errors == 0.0, 0.0, errors)  # -0.0 -> +0.0; NaN bits kept
-    h = hashlib.blake2b(digest_size=8)
-    h.update(np.ascontiguousarray(errors, dtype="<f8").tobytes())
-    h.update(np.asarray([task_index, num_train_examples], dtype="<i8").tobytes())
-    return int.from_bytes(h.digest(), "little")
+    return int(fec_hash_batch(errors[None, :], np.array([errors.size]), np.array([task_index]),
+                              np.array([num_train_examples]))[0])
 
 
 class FECCache:

@@ -138,6 +138,64 @@ class MutatorConfig:
         return tuple(c for c in COMPONENTS if self.ops(c))
 
 
+# ------------------------------------------------------- fast paths --
+# A search builds ~20 instructions per child; the validating constructors
+# (Instruction.__post_init__, dataclasses.replace) cost ~20 us each, which
+# made mutation the largest host-side cost. Everything built here is valid by
+# construction (addresses drawn in range, constants already float32-rounded),
+# so these skip the checks; the random draws are exactly those of
+# `generators.random_instruction`, so the programs are identical.
+
+_INSTRUCTION_FIELDS = ("op", "in1", "in2", "out", "d", "f0", "f1", "f2")
+
+
+def _instruction(op: int, in1: int = 0, in2: int = 0, out: int = 0, d: float = 0.0, f0: float = 0.0,
+                 f1: float = 0.0, f2: float = 0.0) -> Instruction:
+    """An Instruction from already valid, canonical field values."""
+    instr = object.__new__(Instruction)
+    for name, value in zip(_INSTRUCTION_FIELDS, (op, in1, in2, out, d, f0, f1, f2), strict=True):
+        object.__setattr__(instr, name, value)
+    return instr
+
+
+def _replace_instruction(instr: Instruction, **changes: float | int) -> Instruction:
+    fields = {name: getattr(instr, name) for name in _INSTRUCTION_FIELDS}
+    fields.update(changes)
+    return _instruction(**fields)  # type: ignore[arg-type]
+
+
+def _algorithm(setup: tuple[Instruction, ...], predict: tuple[Instruction, ...],
+               learn: tuple[Instruction, ...]) -> Algorithm:
+    algorithm = object.__new__(Algorithm)
+    object.__setattr__(algorithm, "setup", setup)
+    object.__setattr__(algorithm, "predict", predict)
+    object.__setattr__(algorithm, "learn", learn)
+    return algorithm
+
+
+def _with_component(algorithm: Algorithm, component: str, code: tuple[Instruction, ...]) -> Algorithm:
+    parts = {c: algorithm.component(c) for c in COMPONENTS}
+    parts[component] = code
+    return _algorithm(parts["setup"], parts["predict"], parts["learn"])
+
+
+def random_instruction(rng: np.random.Generator, op: int, memory: MemoryShape) -> Instruction:
+    """`generators.random_instruction` (same draws, same result), fast."""
+    spec = ops_lib.OPS[op]
+    fields: dict[str, float | int] = {}
+    for name, kind, output in (("in1", spec.in1, False), ("in2", spec.in2, False), ("out", spec.out, True)):
+        if kind is not None:
+            low = ops_lib.RANDOM_OUT_ADDRESS_MIN[kind] if output else 0
+            size = memory.size(kind)
+            if size <= low:
+                raise ValueError(f"memory has no {ops_lib.KIND_NAMES[kind]} address a random instruction may write")
+            fields[name] = int(rng.integers(low, size))
+    for name, low, high in spec.randomize:
+        value = float(rng.uniform(low, high))
+        fields[name] = value if name == "d" else _stored(name, value)
+    return _instruction(spec.id, **fields)  # type: ignore[arg-type]
+
+
 # ----------------------------------------------------- one instruction --
 
 def _log_scale(rng: np.random.Generator, value: float) -> float:
@@ -187,7 +245,7 @@ def alter_data(rng: np.random.Generator, instr: Instruction) -> Instruction:
         a, b = fields["f0"], fields["f1"]
         # std::min / std::max operand rules (a NaN pair keeps `a` in both).
         fields["f0"], fields["f1"] = (b if b < a else a), (b if a < b else a)
-    return dataclasses.replace(instr, **fields)
+    return _replace_instruction(instr, **fields)
 
 
 def alter_param(rng: np.random.Generator, instr: Instruction, memory: MemoryShape) -> Instruction:
@@ -199,12 +257,12 @@ def alter_param(rng: np.random.Generator, instr: Instruction, memory: MemoryShap
         return instr
     if spec.family == "set":
         if rng.uniform() < 0.5:
-            return dataclasses.replace(instr, out=generators.random_address(rng, spec.out, memory, output=True))
+            return _replace_instruction(instr, out=generators.random_address(rng, spec.out, memory, output=True))
         return alter_data(rng, instr)
     choices = [("in1", spec.in1), ("in2", spec.in2)][: spec.num_inputs] + [("out", spec.out)]
     field, kind = choices[int(rng.integers(len(choices)))]
     address = generators.random_address(rng, kind, memory, output=field == "out")
-    return dataclasses.replace(instr, **{field: address})
+    return _replace_instruction(instr, **{field: address})
 
 
 # ----------------------------------------------------------- Mutator --
@@ -225,11 +283,12 @@ class Mutator:
     def _random_instruction(self, rng: np.random.Generator, component: str) -> Instruction:
         ops = self.config.ops(component)
         op = ops[int(rng.integers(len(ops)))]
-        return generators.random_instruction(rng, op, self.memory)
+        return random_instruction(rng, op, self.memory)
 
     def _randomize_component(self, rng: np.random.Generator, algorithm: Algorithm, component: str) -> Algorithm:
         size = len(algorithm.component(component))
-        return algorithm.replace(**{component: tuple(self._random_instruction(rng, component) for _ in range(size))})
+        return _with_component(algorithm, component, tuple(self._random_instruction(rng, component)
+                                                           for _ in range(size)))
 
     def _size_bounds(self, component: str) -> tuple[int, int | None]:
         i = COMPONENTS.index(component)
@@ -282,14 +341,14 @@ class Mutator:
         elif t == TRADE_INSTRUCTION:
             self._insert(rng, code, component)
             del code[int(rng.integers(len(code)))]
-        return algorithm.replace(**{component: tuple(code)})
+        return _with_component(algorithm, component, tuple(code))
 
     def _insert(self, rng: np.random.Generator, code: list[Instruction], component: str) -> None:
         """Reference order: op, then position in [0, size], then parameters."""
         ops = self.config.ops(component)
         op = ops[int(rng.integers(len(ops)))]
         position = int(rng.integers(len(code) + 1))
-        code.insert(position, generators.random_instruction(rng, op, self.memory))
+        code.insert(position, random_instruction(rng, op, self.memory))
 
 
 # ------------------------------------------------- initial population --

@@ -44,7 +44,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from azero_jax import baselines as baselines_lib  # noqa: E402
-from azero_jax import datasets, experiment  # noqa: E402
+from azero_jax import cli, datasets, experiment  # noqa: E402
 from azero_jax import tasks as tasks_lib  # noqa: E402
 from azero_jax.checkpoint import CheckpointError  # noqa: E402
 from azero_jax.program import ProgramError  # noqa: E402
@@ -265,9 +265,9 @@ def run(opts: Options, *, log: Callable[[str], None] = print,
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+        cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     if not _OUTPUT_DIR.value:
-        _fail("--output_dir is required")
+        cli.fail("--output_dir is required")
     opts = Options(
         output_dir=_OUTPUT_DIR.value, dataset=_DATASET.value, data_dir=_DATA_DIR.value, cache_dir=_CACHE_DIR.value,
         features=_FEATURES.value, num_train=_NUM_TRAIN.value, num_valid=_NUM_VALID.value, num_test=_NUM_TEST.value,
@@ -283,22 +283,8 @@ def main(argv: list[str]) -> None:
         run(opts)
     except (experiment.ConfigError, CheckpointError, ProgramError, datasets.DatasetError, FileNotFoundError,
             ValueError) as e:
-        _fail(str(e))
-
-
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl parsing, but a bad flag is one `error:` line and exit status 2."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        _fail(str(e))
-        raise  # unreachable
+        cli.fail(str(e))
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    app.run(main, flags_parser=cli.parse_flags)

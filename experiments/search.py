@@ -21,7 +21,7 @@ from absl import app, flags
 # Runnable from a checkout without installing.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from azero_jax import experiment  # noqa: E402
+from azero_jax import cli, experiment  # noqa: E402
 from azero_jax.checkpoint import CheckpointError  # noqa: E402
 from azero_jax.program import ProgramError  # noqa: E402
 
@@ -49,29 +49,15 @@ def _overrides() -> dict:
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+        cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     if not _OUTPUT_DIR.value:
-        _fail("--output_dir is required")
+        cli.fail("--output_dir is required")
     try:
         config = experiment.load_config(_CONFIG.value).replace(**_overrides())
         experiment.run_experiments(config, output_dir=_OUTPUT_DIR.value, resume=_RESUME.value)
     except (experiment.ConfigError, CheckpointError, ProgramError, FileNotFoundError) as e:
-        _fail(str(e))
-
-
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl parsing, but a bad flag is one `error:` line and exit status 2."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        _fail(str(e))
-        raise  # unreachable
+        cli.fail(str(e))
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    app.run(main, flags_parser=cli.parse_flags)

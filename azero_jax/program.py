@@ -24,8 +24,13 @@ class ProgramError(ValueError):
 
 def to_float32(x: float) -> float:
     """The reference stores float data as float32; keep the value exactly."""
-    with np.errstate(over="ignore"):
-        return float(np.float32(x))
+    if abs(x) >= _FLOAT32_OVERFLOW:  # explicit, so the hot path needs no np.errstate
+        return math.copysign(math.inf, x)
+    return float(np.float32(x))
+
+
+# Half an ulp above the largest float32: from here on, rounding to float32 gives inf.
+_FLOAT32_OVERFLOW = 3.4028235677973366e38
 
 
 @dataclasses.dataclass(frozen=True)

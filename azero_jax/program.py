@@ -55,7 +55,13 @@ class MemoryShape:
             object.__setattr__(self, name, int(value))
 
     def size(self, kind: str) -> int:
-        return {ops_lib.SCALAR: self.scalars, ops_lib.VECTOR: self.vectors, ops_lib.MATRIX: self.matrices}[kind]
+        if kind == ops_lib.SCALAR:
+            return self.scalars
+        if kind == ops_lib.VECTOR:
+            return self.vectors
+        if kind == ops_lib.MATRIX:
+            return self.matrices
+        raise KeyError(kind)
 
     def with_features(self, features: int) -> MemoryShape:
         return dataclasses.replace(self, features=features)

@@ -629,7 +629,7 @@ class _Run:
                                      "num_full_evaluations": evaluator.num_full_evaluations,
                                      "cache": None if evaluator.cache is None else evaluator.cache.to_state()}}
         return {"random_seed": self.random_seed,
-                "main_rng": evolution_lib._jsonable(self.main_rng.bit_generator.state),
+                "main_rng": evolution_lib.jsonable(self.main_rng.bit_generator.state),
                 "experiment_index": self.experiment_index, "experiments": self.experiments, "best": self.best,
                 "totals": self.totals, "elapsed_seconds": self.elapsed(), "progress_rows": self.progress_rows,
                 "current": current}
@@ -893,7 +893,7 @@ def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool =
     assert run.best is not None and run.main_rng is not None
     # The final seed comes from a copy of the main generator, so a resumed
     # finished run (or one extended later) draws it identically.
-    final_rng = evolution_lib.make_rng(evolution_lib._copy_state(run.main_rng.bit_generator.state))
+    final_rng = evolution_lib.make_rng(evolution_lib.copy_rng_state(run.main_rng.bit_generator.state))
     final_seed = int(final_rng.integers(0, 2**31))
     best_program = serialization.algorithm_from_dict(run.best["program"])
     final_tasks = tasks_lib.make_tasks(config.task_specs("final"))

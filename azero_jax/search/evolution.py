@@ -88,11 +88,12 @@ class EvolutionState:
 
     def copy(self) -> EvolutionState:
         return dataclasses.replace(self, islands=[i.copy() for i in self.islands],
-                                   rng_state=_copy_state(self.rng_state))
+                                   rng_state=copy_rng_state(self.rng_state))
 
 
-def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
-    return {k: (_copy_state(v) if isinstance(v, dict) else v) for k, v in state.items()}
+def copy_rng_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Deep copy of a `bit_generator.state` dict, so saved states never alias live ones."""
+    return {k: (copy_rng_state(v) if isinstance(v, dict) else v) for k, v in state.items()}
 
 
 def make_rng(state: dict[str, Any]) -> np.random.Generator:
@@ -195,7 +196,7 @@ class RegularizedEvolution:
         p = cfg.population_size
         islands = [Island(programs[k * p:(k + 1) * p], values[k * p:(k + 1) * p].copy(), 0)
                    for k in range(cfg.num_islands)]
-        state = EvolutionState(islands=islands, rng_state=_copy_state(rng.bit_generator.state),
+        state = EvolutionState(islands=islands, rng_state=copy_rng_state(rng.bit_generator.state),
                                num_individuals=len(programs))
         self._track_best(state, programs, values)
         self.maybe_log_progress(state)
@@ -239,7 +240,7 @@ class RegularizedEvolution:
         self._track_best(state, children, values)
         if cfg.num_islands > 1 and cfg.migration_every and state.num_steps % cfg.migration_every == 0:
             migrate(state)
-        state.rng_state = _copy_state(rng.bit_generator.state)
+        state.rng_state = copy_rng_state(rng.bit_generator.state)
         return state
 
     def completed_sweep(self, state: EvolutionState) -> bool:
@@ -336,7 +337,7 @@ def state_to_dict(state: EvolutionState) -> dict[str, Any]:
         "islands": [{"programs": [serialization.algorithm_to_dict(p) for p in isl.programs],
                      "fitnesses": [float(f) for f in isl.fitnesses], "next_slot": isl.next_slot}
                     for isl in state.islands],
-        "rng_state": _jsonable(state.rng_state),
+        "rng_state": jsonable(state.rng_state),
         "num_individuals": state.num_individuals,
         "num_steps": state.num_steps,
         "best_program": None if state.best_program is None else serialization.algorithm_to_dict(state.best_program),
@@ -350,7 +351,7 @@ def state_from_dict(data: dict[str, Any]) -> EvolutionState:
         islands=[Island([serialization.algorithm_from_dict(p) for p in isl["programs"]],
                         np.asarray(isl["fitnesses"], dtype=np.float64), int(isl["next_slot"]))
                  for isl in data["islands"]],
-        rng_state=_copy_state(data["rng_state"]),
+        rng_state=copy_rng_state(data["rng_state"]),
         num_individuals=int(data["num_individuals"]),
         num_steps=int(data["num_steps"]),
         best_program=None if data["best_program"] is None else serialization.algorithm_from_dict(data["best_program"]),
@@ -359,9 +360,10 @@ def state_from_dict(data: dict[str, Any]) -> EvolutionState:
     )
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """NumPy scalars in nested dicts/lists to plain Python, for json.dump."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, np.integer):
         return int(value)
     return value

@@ -23,8 +23,8 @@ from absl import app, flags
 # Runnable from a checkout without installing.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from azero_jax import cli, programs, reference, serialization, tasks  # noqa: E402
 from azero_jax import fitness as fitness_lib  # noqa: E402
-from azero_jax import programs, reference, serialization, tasks  # noqa: E402
 from azero_jax.program import MemoryShape, ProgramError, validate_algorithm  # noqa: E402
 
 _TASKS = flags.DEFINE_string("tasks", None, f"task preset: one of {', '.join(sorted(tasks.PRESETS))}")
@@ -115,9 +115,9 @@ def main(argv: list[str]) -> int:
     try:
         return run(argv)
     except (UsageError, ProgramError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        cli.fail(str(e))
+        raise  # unreachable: fail() exits
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -76,6 +76,9 @@ class Op:
         ``"log_scale"``.
       sort_after_alter: the uniform-set rule: store (min, max) of f0, f1.
       random: the op draws from the random stream when executed.
+      reads_out: the op writes only part of its output (one element) and keeps
+        the rest, so it reads the output's old value (dataflow analyses and the
+        batched interpreter need to know).
       family: ``"noop"``, ``"compute"``, ``"set"`` (const/random set).
     """
 
@@ -92,6 +95,7 @@ class Op:
     alter: tuple[tuple[str, str], ...] = ()
     sort_after_alter: bool = False
     random: bool = False
+    reads_out: bool = False
 
     @property
     def family(self) -> str:
@@ -272,10 +276,10 @@ _TABLE = [
      lambda xp, x: xp.asarray(x.d, dtype=x.old.dtype),
      dict(randomize=(("d", -1.0, 1.0),), alter=(("d", _LOG_FLIP),))),
     (57, "VECTOR_CONST_SET_OP", None, None, _V, ("f0", "f1"), "{o}[{f0}] = {f1}", 3991421, _vector_set,
-     dict(randomize=(("f0", 0.0, 1.0), ("f1", -1.0, 1.0)), alter=(("f0", "uniform01"), ("f1", _LOG_FLIP)))),
+     dict(randomize=(("f0", 0.0, 1.0), ("f1", -1.0, 1.0)), alter=(("f0", "uniform01"), ("f1", _LOG_FLIP)), reads_out=True)),
     (58, "MATRIX_CONST_SET_OP", None, None, _M, ("f0", "f1", "f2"), "{o}[{f0}, {f1}] = {f2}", 3693035, _matrix_set,
      dict(randomize=(("f0", 0.0, 1.0), ("f1", 0.0, 1.0), ("f2", -1.0, 1.0)),
-          alter=(("f0", "uniform01"), ("f1", "uniform01"), ("f2", _LOG_FLIP)))),
+          alter=(("f0", "uniform01"), ("f1", "uniform01"), ("f2", _LOG_FLIP)), reads_out=True)),
     (59, "SCALAR_UNIFORM_SET_OP", None, None, _S, ("f0", "f1"), "{o} = uniform({f0}, {f1})", 26610704, _uniform_set,
      dict(randomize=(("f0", -1.0, 1.0), ("f1", -1.0, 1.0)), alter=(("f0", _LOG_FLIP), ("f1", _LOG_FLIP)),
           sort_after_alter=True, random=True)),

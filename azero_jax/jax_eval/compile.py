@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from azero_jax import ops as ops_lib
-from azero_jax.program import COMPONENTS, Algorithm, MemoryShape, ProgramError
+from azero_jax.program import COMPONENTS, Algorithm, Instruction, MemoryShape, ProgramError
 
 MIN_LENGTH_BUCKET = 8
 MIN_BATCH_BUCKET = 8
@@ -72,20 +72,54 @@ def batch_bucket(n: int, multiple: int = 1, minimum: int = MIN_BATCH_BUCKET) -> 
     return -(-b // multiple) * multiple
 
 
-def _check_ops(algorithm: Algorithm, index: int, allowed: dict[str, frozenset[int]] | None,
-               memory: MemoryShape) -> None:
-    for comp in COMPONENTS:
-        for pos, instr in enumerate(algorithm.component(comp)):
-            if allowed is not None and instr.op != ops_lib.NO_OP_ID and instr.op not in allowed[comp]:
-                raise ProgramError(
-                    f"program {index}, {comp} instruction {pos}: op {ops_lib.OPS[instr.op].name} is not in "
-                    f"the {comp} op subset this batch was compiled for")
-            spec = instr.spec
-            for field, kind in (("in1", spec.in1), ("in2", spec.in2), ("out", spec.out)):
-                if kind is not None and getattr(instr, field) >= memory.size(kind):
-                    raise ProgramError(
-                        f"program {index}, {comp} instruction {pos}: {field}={kind}{getattr(instr, field)} is out "
-                        f"of range (memory has {memory.size(kind)} {ops_lib.KIND_NAMES[kind]} addresses)")
+_KIND_CODE = {None: 0, ops_lib.SCALAR: 1, ops_lib.VECTOR: 2, ops_lib.MATRIX: 3}
+# Per op id: the kind code (0 = unused) of in1, in2 and out: validity is
+# checked on the packed arrays in a few NumPy operations, not per instruction.
+_OPERAND_KINDS = np.array([[_KIND_CODE[o.in1], _KIND_CODE[o.in2], _KIND_CODE[o.out]] for o in ops_lib.OPS],
+                          dtype=np.int64)
+
+
+def _packed(instr: Instruction) -> tuple:
+    """(op, in1, in2, out, d, f0, f1, f2), cached on the immutable instruction
+    (children share most instruction objects with their parents)."""
+    row = instr.__dict__.get("_packed_row")
+    if row is None:
+        row = (instr.op, instr.in1, instr.in2, instr.out, instr.d, instr.f0, instr.f1, instr.f2)
+        object.__setattr__(instr, "_packed_row", row)
+    return row
+
+
+def _check_component(programs: Sequence[Algorithm], comp: str, ints: np.ndarray, lengths: np.ndarray,
+                     allowed: frozenset[int] | None, memory: MemoryShape) -> None:
+    """Raises ProgramError naming the first instruction with a disallowed op
+    or an out-of-range address (ints: (L, 4, B) packed fields)."""
+    n = len(programs)
+    real = np.arange(ints.shape[0])[:, None] < lengths[None, :n]  # (L, n)
+    op = ints[:, 0, :n]
+    bad = np.zeros(op.shape, dtype=bool)
+    if allowed is not None:
+        ok = np.zeros(ops_lib.NUM_OPS, dtype=bool)
+        ok[list(allowed | {ops_lib.NO_OP_ID})] = True
+        bad |= ~ok[op]
+    limits = np.array([np.iinfo(np.int64).max, memory.scalars, memory.vectors, memory.matrices], dtype=np.int64)
+    kinds = _OPERAND_KINDS[op]  # (L, n, 3)
+    addresses = np.moveaxis(ints[:, 1:4, :n], 1, 2)  # (L, n, 3)
+    bad |= (addresses >= limits[kinds]).any(axis=-1)
+    bad &= real
+    if not bad.any():
+        return
+    pos, index = (int(v) for v in np.argwhere(bad.T)[0])
+    instr = programs[index].component(comp)[pos]
+    if allowed is not None and instr.op != ops_lib.NO_OP_ID and instr.op not in allowed:
+        raise ProgramError(
+            f"program {index}, {comp} instruction {pos}: op {ops_lib.OPS[instr.op].name} is not in "
+            f"the {comp} op subset this batch was compiled for")
+    spec = instr.spec
+    for field, kind in (("in1", spec.in1), ("in2", spec.in2), ("out", spec.out)):
+        if kind is not None and getattr(instr, field) >= memory.size(kind):
+            raise ProgramError(
+                f"program {index}, {comp} instruction {pos}: {field}={kind}{getattr(instr, field)} is out "
+                f"of range (memory has {memory.size(kind)} {ops_lib.KIND_NAMES[kind]} addresses)")
 
 
 def compile_programs(
@@ -110,8 +144,6 @@ def compile_programs(
     """
     n = len(programs)
     allowed = None if op_subsets is None else {c: frozenset(int(o) for o in op_subsets[c]) for c in COMPONENTS}
-    for i, algorithm in enumerate(programs):
-        _check_ops(algorithm, i, allowed, memory)
     if batch_size is None:
         batch = batch_bucket(n, batch_multiple)
     else:
@@ -120,15 +152,21 @@ def compile_programs(
         batch = int(batch_size)
     comps = {}
     for comp in COMPONENTS:
+        codes = [a.component(comp) for a in programs]
         lengths = np.zeros((batch,), np.int32)
-        lengths[:n] = [len(a.component(comp)) for a in programs]
+        lengths[:n] = [len(code) for code in codes]
         bucket = length_bucket(int(lengths.max(initial=0)), (min_lengths or {}).get(comp, MIN_LENGTH_BUCKET))
         ints = np.zeros((bucket, 4, batch), np.int32)  # op 0 == NO_OP
         floats = np.zeros((bucket, 4, batch), np.float64)
-        for p, algorithm in enumerate(programs):
-            instrs = algorithm.component(comp)
-            if instrs:
-                ints[: len(instrs), :, p] = [(ins.op, ins.in1, ins.in2, ins.out) for ins in instrs]
-                floats[: len(instrs), :, p] = [(ins.d, ins.f0, ins.f1, ins.f2) for ins in instrs]
+        rows = [_packed(instr) for code in codes for instr in code]
+        if rows:
+            # One conversion for the whole component; ints are exact in float64.
+            table = np.array(rows, dtype=np.float64)  # (N, 8)
+            program = np.repeat(np.arange(n), lengths[:n])
+            position = np.arange(len(rows)) - np.repeat(np.cumsum(lengths[:n]) - lengths[:n], lengths[:n])
+            # Huge addresses saturate (still out of range for the check below).
+            ints[position, :, program] = np.minimum(table[:, :4], np.iinfo(np.int32).max).astype(np.int32)
+            floats[position, :, program] = table[:, 4:]
+        _check_component(programs, comp, ints, lengths, allowed.get(comp) if allowed else None, memory)
         comps[comp] = ComponentArrays(ints, floats, lengths)
     return CompiledBatch(comps["setup"], comps["predict"], comps["learn"], n)

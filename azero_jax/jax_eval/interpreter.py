@@ -39,7 +39,6 @@ from azero_jax import rng as rng_lib
 from azero_jax.program import COMPONENTS
 
 _TRANSCENDENTAL = frozenset({7, 8, 9, 10, 11, 12, 13, 14})
-_USES_OLD = frozenset({57, 58})
 
 _trace_count = 0
 
@@ -278,7 +277,7 @@ def _apply_group(st: Static, group: Group, ints, floats, mem: Mem, active, ctx: 
     reads2 = {k: _read(_bank(src, k), ints[2]) for k in {o.in2 for o in group.ops} if k is not None}
     out_bank = _bank(mem, group.out)
     out_shape = out_bank.shape[:2] + out_bank.shape[3:]
-    if any(o.id in _USES_OLD for o in group.ops):
+    if any(o.reads_out for o in group.ops):
         old = _read(_bank(src, group.out), ints[3])
     else:
         old = jnp.zeros(out_shape, dtype)  # only its dtype/shape is read; DCE'd

@@ -153,8 +153,7 @@ def _instruction(op: int, in1: int = 0, in2: int = 0, out: int = 0, d: float = 0
                  f1: float = 0.0, f2: float = 0.0) -> Instruction:
     """An Instruction from already valid, canonical field values."""
     instr = object.__new__(Instruction)
-    for name, value in zip(_INSTRUCTION_FIELDS, (op, in1, in2, out, d, f0, f1, f2), strict=True):
-        object.__setattr__(instr, name, value)
+    instr.__dict__.update(op=op, in1=in1, in2=in2, out=out, d=d, f0=f0, f1=f1, f2=f2)
     return instr
 
 

@@ -35,9 +35,9 @@ import numpy as np
 
 from azero_jax import checkpoint as checkpoint_lib
 from azero_jax import fitness as fitness_lib
+from azero_jax import liveness, serialization
 from azero_jax import ops as ops_lib
 from azero_jax import programs as programs_lib
-from azero_jax import serialization
 from azero_jax import tasks as tasks_lib
 from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
 from azero_jax.search import evolution as evolution_lib
@@ -571,6 +571,8 @@ class ExperimentResult:
             "profile": self.profile,
             "best_program": serialization.algorithm_to_dict(self.best_program, self.memory),
             "best_program_text": serialization.format_algorithm(self.best_program),
+            "best_program_live_text": serialization.format_algorithm(
+                liveness.strip_dead_code(self.best_program, keep_positions=False)),
         }
 
 

@@ -4,9 +4,11 @@ Evaluation only ever observes `s1` right after Predict (the train error, the
 early-stop test, the validation score). An instruction whose output is
 overwritten or never read on any path to such an observation cannot change
 any result, so two programs that differ only in dead instructions compute
-exactly the same thing. The search uses this to skip FEC probes of children
-that are functionally identical to something already probed (mutations often
-hit dead code): a pure speed-up with bit-identical results.
+exactly the same thing. Evolved programs carry a lot of such code (most of
+the demo's 10 Setup instructions, say); `strip_dead_code` shows what a found
+program actually does, and `canonical_key` identifies programs that are the
+same computation. (A probe memo keyed on it was tried for the FEC: exact, but
+computing the key cost as much as the probes it saved on the demo.)
 
 Control flow of an evaluation (spec §6): Setup -> Predict -> (Learn -> Predict)*
 with extra Predicts for validation; before every Predict and Learn the
@@ -21,7 +23,6 @@ positions (dead instructions become None) so live random ops keep their keys.
 
 from __future__ import annotations
 
-import functools
 import math
 
 from azero_jax import ops as ops_lib
@@ -41,40 +42,45 @@ _PREDICTION = _bit(ops_lib.SCALAR, ops_lib.PREDICTION_ADDRESS)
 _INPUTS = _bit(ops_lib.SCALAR, ops_lib.LABEL_ADDRESS) | _bit(ops_lib.VECTOR, ops_lib.FEATURES_ADDRESS)
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _effect(op: int, in1: int, in2: int, out: int) -> tuple[int, int, int]:
-    """(reads, writes, kills) bit masks of one instruction."""
-    spec = ops_lib.OPS[op]
-    if spec.out is None:
-        return 0, 0, 0
-    reads = 0
-    if spec.in1 is not None:
-        reads |= _bit(spec.in1, in1)
-    if spec.in2 is not None:
-        reads |= _bit(spec.in2, in2)
-    writes = _bit(spec.out, out)
-    if spec.reads_out:  # partial write: the old value flows through
-        return reads | writes, writes, 0
-    return reads, writes, writes
+def _effect(instr: Instruction) -> tuple[int, int, int]:
+    """(reads, writes, kills) bit masks of one instruction, cached on the
+    (immutable) object: children share most instructions with their parents."""
+    effect = instr.__dict__.get("_liveness_effect")
+    if effect is None:
+        spec = ops_lib.OPS[instr.op]
+        if spec.out is None:
+            effect = (0, 0, 0)
+        else:
+            reads = 0
+            if spec.in1 is not None:
+                reads |= _bit(spec.in1, instr.in1)
+            if spec.in2 is not None:
+                reads |= _bit(spec.in2, instr.in2)
+            writes = _bit(spec.out, instr.out)
+            # A partial write lets the old value flow through.
+            effect = (reads | writes, writes, 0) if spec.reads_out else (reads, writes, writes)
+        object.__setattr__(instr, "_liveness_effect", effect)
+    return effect
 
 
 def _live_in(code: tuple[Instruction, ...], live: int) -> int:
     for instr in reversed(code):
-        reads, writes, kills = _effect(instr.op, instr.in1, instr.in2, instr.out)
+        reads, writes, kills = _effect(instr)
         if live & writes:
             live = (live & ~kills) | reads
     return live
 
 
-def _live_mask(code: tuple[Instruction, ...], live: int) -> tuple[bool, ...]:
+def _live_mask(code: tuple[Instruction, ...], live: int) -> list[bool]:
     mask = []
     for instr in reversed(code):
-        reads, writes, kills = _effect(instr.op, instr.in1, instr.in2, instr.out)
+        reads, writes, kills = _effect(instr)
         alive = bool(live & writes)
         if alive:
             live = (live & ~kills) | reads
         mask.append(alive)
-    return tuple(reversed(mask))
+    mask.reverse()
+    return mask
 
 
 def live_instructions(algorithm: Algorithm) -> tuple[tuple[bool, ...], tuple[bool, ...], tuple[bool, ...]]:
@@ -88,9 +94,9 @@ def live_instructions(algorithm: Algorithm) -> tuple[tuple[bool, ...], tuple[boo
             break
         live_predict, live_learn = new_predict, new_learn
     out_predict = _PREDICTION | ((live_learn | live_predict) & ~_INPUTS)
-    return (_live_mask(algorithm.setup, live_predict & ~_INPUTS),
-            _live_mask(algorithm.predict, out_predict),
-            _live_mask(algorithm.learn, live_predict & ~_INPUTS))
+    return (tuple(_live_mask(algorithm.setup, live_predict & ~_INPUTS)),
+            tuple(_live_mask(algorithm.predict, out_predict)),
+            tuple(_live_mask(algorithm.learn, live_predict & ~_INPUTS)))
 
 
 def _token(instr: Instruction) -> tuple:
@@ -116,11 +122,17 @@ def canonical_key(algorithm: Algorithm) -> tuple:
                  for code, mask in zip((algorithm.setup, algorithm.predict, algorithm.learn), masks, strict=True))
 
 
-def strip_dead_code(algorithm: Algorithm) -> Algorithm:
-    """The program with its dead instructions replaced by NO_OPs (same
-    results; handy for reading what evolution found)."""
+def strip_dead_code(algorithm: Algorithm, *, keep_positions: bool = True) -> Algorithm:
+    """The program without its dead instructions: replaced by NO_OPs (same
+    results, bit for bit), or with `keep_positions=False` removed (shorter and
+    easier to read; also the same results unless the program has random-set
+    ops, whose streams are keyed by instruction position)."""
     noop = Instruction(ops_lib.NO_OP_ID)
-    setup, predict, learn = (tuple(instr if alive else noop for instr, alive in zip(code, mask, strict=True))
-                             for code, mask in zip((algorithm.setup, algorithm.predict, algorithm.learn),
-                                                   live_instructions(algorithm), strict=True))
-    return Algorithm(setup, predict, learn)
+    parts = []
+    for code, mask in zip((algorithm.setup, algorithm.predict, algorithm.learn), live_instructions(algorithm),
+                          strict=True):
+        if keep_positions:
+            parts.append(tuple(instr if alive else noop for instr, alive in zip(code, mask, strict=True)))
+        else:
+            parts.append(tuple(instr for instr, alive in zip(code, mask, strict=True) if alive))
+    return Algorithm(*parts)

@@ -34,7 +34,7 @@ from absl import app, flags
 # Runnable from a checkout without installing.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from azero_jax import experiment, serialization  # noqa: E402
+from azero_jax import experiment, liveness, serialization  # noqa: E402
 from azero_jax.checkpoint import CheckpointError  # noqa: E402
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/linear_regression", "where progress and results go")
@@ -84,6 +84,8 @@ def main(argv: list[str]) -> None:
     secs = result.elapsed_seconds
     print(f"\nBest program (from search {result.best_experiment} of {result.num_experiments}):")
     print(serialization.format_algorithm(result.best_program), end="")
+    print("The same program without its dead code (instructions that cannot affect a prediction):")
+    print(serialization.format_algorithm(liveness.strip_dead_code(result.best_program, keep_positions=False)), end="")
     print(f"search fitness={result.search_fitness:.6f}  select fitness={result.select_fitness:.6f}  "
           f"final fitness (unseen tasks)={result.final_fitness:.6f}")
     print(f"{result.counters['individuals']} individuals in {secs:.0f} s "

@@ -6,7 +6,6 @@ apart exactly what can differ."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from azero_jax import fitness as fitness_lib
 from azero_jax import liveness, reference, tasks
@@ -101,34 +100,9 @@ def test_canonical_key():
     assert pos == neg and liveness.canonical_key(pos) != liveness.canonical_key(neg)
 
 
-@pytest.mark.parametrize("memo", [0, 1000])
-def test_probe_memo_gives_the_same_search(memo):
-    """The probe memo is a pure speed-up: the same population, counters and
-    FEC traffic as probing every child."""
-    from azero_jax.search import evolution as evo
-    from azero_jax.search.evaluator import ReferenceEvaluator
-    from azero_jax.search.fec import FECSpec
-    from azero_jax.search.mutator import DEMO_MUTATION_TYPES, InitialPopulation, Mutator, MutatorConfig
-
-    mem = MemoryShape(4, 3, 1, 4)
-    cfg = MutatorConfig(mem, mutation_types=DEMO_MUTATION_TYPES, mutate_prob=0.9, setup_ops=["SCALAR_CONST_SET"],
-                        predict_ops=["VECTOR_INNER_PRODUCT"],
-                        learn_ops=["SCALAR_DIFF", "SCALAR_PRODUCT", "SCALAR_VECTOR_PRODUCT", "VECTOR_SUM"])
-    task_list = tasks.make_tasks(tasks.TaskSpec(kind="linear", features=4, num_train=20, num_valid=10, num_tasks=2))
-
-    def run(memo_size):
-        ev = ReferenceEvaluator(task_list, mem, fec_spec=FECSpec(10, 10), probe_memo_size=memo_size)
-        search = evo.RegularizedEvolution(evo.EvolutionConfig(population_size=30, tournament_size=5,
-                                                              children_per_step=10),
-                                          Mutator(cfg), InitialPopulation.from_config("random", (4, 1, 4), cfg),
-                                          ev, log=None)
-        state = search.run(search.init(1), max_steps=30)
-        return state, ev
-
-    on, ev_on = run(memo)
-    off, ev_off = run(0)
-    assert [i.programs for i in on.islands] == [i.programs for i in off.islands]
-    assert np.array_equal(evo.all_fitnesses(on), evo.all_fitnesses(off))
-    assert ev_on.counters() == ev_off.counters()
-    if memo:
-        assert ev_on.probe_memo_hits > 0
+def test_removing_dead_code_shortens_and_keeps_results():
+    base = programs_lib.linear_algorithm((5, 1, 4))
+    lean = liveness.strip_dead_code(base, keep_positions=False)
+    assert lean.sizes == (1, 1, 4)
+    task = TASKS[0]
+    assert reference.evaluate_task(lean, task, MEM).fitness == reference.evaluate_task(base, task, MEM).fitness

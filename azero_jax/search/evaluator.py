@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from azero_jax import fitness as fitness_lib
-from azero_jax import liveness, reference
+from azero_jax import reference
 from azero_jax.program import Algorithm, MemoryShape
 from azero_jax.search.fec import FEC_RANDOM_SEED, FECCache, FECSpec, fec_hash
 from azero_jax.search.train_budget import TrainBudget
@@ -34,8 +34,6 @@ from azero_jax.tasks import Task
 
 # The reference requires every task to allow at least this many train examples.
 MIN_TRAIN_EXAMPLES = 10
-# Canonical programs remembered by the probe memo (0 = off); oldest dropped first.
-PROBE_MEMO_SIZE = 50000
 
 
 class Job(NamedTuple):
@@ -88,8 +86,7 @@ class CachedEvaluator:
 
     def __init__(self, tasks: Sequence[Task], *, fec_spec: FECSpec | None = None,
                  train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
-                 hurdle_tasks: int = 0, hurdle_percentile: float = 75.0,
-                 probe_memo_size: int = PROBE_MEMO_SIZE):
+                 hurdle_tasks: int = 0, hurdle_percentile: float = 75.0):
         self.tasks = list(tasks)
         if not self.tasks:
             raise ValueError("an evaluator needs at least one task")
@@ -119,14 +116,6 @@ class CachedEvaluator:
         self.num_train_steps = 0
         self.num_full_evaluations = 0
         self.num_hurdle_stops = 0
-        # canonical program (liveness.canonical_key) -> {(task, num_train): (FEC key, probe steps)}.
-        # Probe results are a function of the live code only, so a child that
-        # differs from an already probed program in dead code at most reuses its
-        # key instead of being probed again: same keys, same step counts, same
-        # cache traffic, so the search is bit-identical with or without it.
-        self.probe_memo_size = int(probe_memo_size)
-        self._probe_memo: dict[tuple, dict[tuple[int, int], tuple[int, int]]] = {}
-        self.probe_memo_hits = 0
         # Wall seconds per phase (profiling only; never affects results).
         self.timers: dict[str, float] = collections.defaultdict(float)
 
@@ -145,51 +134,6 @@ class CachedEvaluator:
         keys = [fec_hash(pr.train_errors, pr.valid_errors, self.tasks[job.task].index, job.num_train_examples)
                 for job, pr in zip(jobs, probes, strict=True)]
         return keys, [int(pr.train_steps) for pr in probes]
-
-    def _memoized_probe_keys(self, programs: Sequence[Algorithm], jobs: Sequence[Job]) -> tuple[list[int], list[int]]:
-        """`probe_keys`, probing only jobs whose canonical program (live code)
-        has not been probed on that task with that train count yet."""
-        if not self.probe_memo_size:
-            return self.probe_keys(programs, jobs)
-        start = time.perf_counter()
-        memo = self._probe_memo
-        entries = []
-        for program in programs:
-            canonical = liveness.canonical_key(program)
-            entry = memo.get(canonical)
-            if entry is None:
-                entry = memo[canonical] = {}
-                if len(memo) > self.probe_memo_size:
-                    del memo[next(iter(memo))]
-            entries.append(entry)
-        keys = [0] * len(jobs)
-        steps = [0] * len(jobs)
-        todo: list[int] = []
-        first: dict[tuple[int, tuple[int, int]], int] = {}  # duplicates within this batch
-        copies: list[tuple[int, int]] = []
-        for j, job in enumerate(jobs):
-            entry = entries[job.program]
-            sub = (job.task, job.num_train_examples)
-            found = entry.get(sub)
-            if found is not None:
-                keys[j], steps[j] = found
-                continue
-            owner = (id(entry), sub)
-            if owner in first:
-                copies.append((j, first[owner]))
-            else:
-                first[owner] = j
-                todo.append(j)
-        self.probe_memo_hits += len(jobs) - len(todo)
-        self.timers["probe_memo"] += time.perf_counter() - start
-        if todo:
-            new_keys, new_steps = self.probe_keys(programs, [jobs[j] for j in todo])
-            for j, key, s in zip(todo, new_keys, new_steps, strict=True):
-                keys[j], steps[j] = key, s
-                entries[jobs[j].program][(jobs[j].task, jobs[j].num_train_examples)] = (key, s)
-        for j, o in copies:
-            keys[j], steps[j] = keys[o], steps[o]
-        return keys, steps
 
     # -- counters --
     @property
@@ -234,7 +178,7 @@ class CachedEvaluator:
             values = list(range(len(jobs)))
             full_jobs = jobs
         else:
-            keys, steps = self._memoized_probe_keys(programs, jobs)
+            keys, steps = self.probe_keys(programs, jobs)
             start = time.perf_counter()
             self.num_train_steps += int(sum(steps))
             cache = self.cache
@@ -298,10 +242,9 @@ class ReferenceEvaluator(CachedEvaluator):
     def __init__(self, tasks: Sequence[Task], memory: MemoryShape, *, fec_spec: FECSpec | None = None,
                  train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
                  max_abs_error: float = fitness_lib.MAX_ABS_ERROR, seed: int = 0, hurdle_tasks: int = 0,
-                 hurdle_percentile: float = 75.0, probe_memo_size: int = PROBE_MEMO_SIZE):
+                 hurdle_percentile: float = 75.0):
         super().__init__(tasks, fec_spec=fec_spec, train_budget=train_budget, combination=combination,
-                         hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile,
-                         probe_memo_size=probe_memo_size)
+                         hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile)
         self.memory = memory
         self.max_abs_error = float(max_abs_error)
         self.seed = int(seed)

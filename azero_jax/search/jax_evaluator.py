@@ -37,7 +37,7 @@ from azero_jax import fitness as fitness_lib
 from azero_jax import ops as ops_lib
 from azero_jax.jax_eval import TaskArrays, evaluate_batch
 from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
-from azero_jax.search.evaluator import PROBE_MEMO_SIZE, CachedEvaluator, FullResult, Job
+from azero_jax.search.evaluator import CachedEvaluator, FullResult, Job
 from azero_jax.search.fec import FEC_RANDOM_SEED, FECSpec, fec_hash_batch
 from azero_jax.search.train_budget import TrainBudget
 from azero_jax.tasks import Task
@@ -111,11 +111,9 @@ class JaxEvaluator(CachedEvaluator):
                  train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
                  max_abs_error: float = fitness_lib.MAX_ABS_ERROR, seed: int = 0, dtype: str = "float64",
                  op_subsets: dict[str, Sequence[int]] | None = None, hurdle_tasks: int = 0,
-                 hurdle_percentile: float = 75.0, chunk: int = DEFAULT_CHUNK, threads: int = DEFAULT_THREADS,
-                 probe_memo_size: int = PROBE_MEMO_SIZE):
+                 hurdle_percentile: float = 75.0, chunk: int = DEFAULT_CHUNK, threads: int = DEFAULT_THREADS):
         super().__init__(tasks, fec_spec=fec_spec, train_budget=train_budget, combination=combination,
-                         hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile,
-                         probe_memo_size=probe_memo_size)
+                         hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile)
         self.memory = memory.with_features(self.tasks[0].features)
         self.max_abs_error = float(max_abs_error)
         self.seed = int(seed)

@@ -192,6 +192,12 @@ class ExperimentConfig:
       reference computes float64.
     children_per_step: children per evolution step and island, evaluated in
       one batched call (1 = the reference's sequential algorithm).
+    island_task_groups: None = every island searches on all search_tasks;
+      else one group id per search_tasks entry (ids 0..G-1, each used): island
+      i searches only on the tasks of group i * G // num_islands, e.g. the
+      paper's mixed setting (half the islands on CIFAR-10 tasks, half on MNIST
+      tasks). Migrants are re-evaluated on their new island's tasks.
+      Select and final evaluations use all their tasks as usual.
     random_search: every child is a fresh initial program (baseline mode).
     hurdle_tasks: 0 = off (the reference); k > 0 = the paper's hurdle: a
       child is first evaluated on the first k search tasks and stops there if
@@ -241,6 +247,7 @@ class ExperimentConfig:
     children_per_step: int = 1
     num_islands: int = 1
     migration_every: int = 0
+    island_task_groups: tuple[int, ...] | None = None
     random_search: bool = False
     hurdle_tasks: int = 0
     hurdle_percentile: float = 75.0
@@ -303,6 +310,7 @@ class ExperimentConfig:
         s("children_per_step", _int("children_per_step", self.children_per_step, 1))
         s("num_islands", _int("num_islands", self.num_islands, 1))
         s("migration_every", _int("migration_every", self.migration_every, 0))
+        s("island_task_groups", self._check_island_groups(self.island_task_groups))
         if not isinstance(self.random_search, bool):
             raise ConfigError(f"ExperimentConfig.random_search must be true or false, got {self.random_search!r}")
         s("hurdle_tasks", _int("hurdle_tasks", self.hurdle_tasks, 0))
@@ -321,6 +329,37 @@ class ExperimentConfig:
             self.mutator_config(features=1)  # ops writable in this memory, non-empty op lists, ...
         except ValueError as e:
             raise ConfigError(f"ExperimentConfig: {e}") from None
+
+    def _check_island_groups(self, value: Any) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        where = "ExperimentConfig.island_task_groups"
+        if isinstance(value, (str, int)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be null or a list of group ids, one per search_tasks entry; got {value!r}")
+        groups = tuple(_int(f"island_task_groups[{i}]", g, 0) for i, g in enumerate(value))
+        if len(groups) != len(self.search_tasks):
+            raise ConfigError(f"{where} has {len(groups)} entries but search_tasks has {len(self.search_tasks)}; "
+                              "give one group id per search_tasks entry")
+        if set(groups) != set(range(max(groups) + 1)):
+            raise ConfigError(f"{where} must use every group id from 0 to its maximum, got {list(groups)}")
+        if self.num_islands < max(groups) + 1:
+            raise ConfigError(f"{where} has {max(groups) + 1} groups but num_islands is {self.num_islands}; "
+                              "every group needs at least one island")
+        return groups
+
+    def island_tasks(self, search_specs: Sequence[tasks_lib.TaskSpec]) -> tuple[list[int], list[list[int]]] | None:
+        """(group id per search task, task indices per island), or None when
+        every island searches on every task."""
+        if self.island_task_groups is None:
+            return None
+        per_task = [g for g, spec in zip(self.island_task_groups, search_specs, strict=True)
+                    for _ in range(spec.num_tasks)]
+        num_groups = max(self.island_task_groups) + 1
+        islands = []
+        for i in range(self.num_islands):
+            group = i * num_groups // self.num_islands
+            islands.append([t for t, g in enumerate(per_task) if g == group])
+        return per_task, islands
 
     @staticmethod
     def _check_train_budget(value: Any) -> dict[str, Any] | None:
@@ -716,7 +755,9 @@ class _Run:
 
     def build(self, plan: dict[str, Any]) -> tuple[MemoryShape, CachedEvaluator, evolution_lib.RegularizedEvolution]:
         cfg = self.config
-        search_tasks = tasks_lib.make_tasks([tasks_lib.TaskSpec(**s) for s in plan["search_tasks"]])
+        specs = [tasks_lib.TaskSpec(**s) for s in plan["search_tasks"]]
+        search_tasks = tasks_lib.make_tasks(specs)
+        groups = cfg.island_tasks(specs)
         memory = cfg.memory_shape(search_tasks[0].features)
         budget = None
         if cfg.train_budget is not None:
@@ -725,11 +766,11 @@ class _Run:
         evaluator = make_evaluator(
             cfg, search_tasks, memory, seed=plan["evaluator_seed"],
             fec_spec=FECSpec(**cfg.fec) if cfg.fec is not None else None, train_budget=budget,
-            combination=cfg.fitness_combination, hurdles=True)
+            combination=cfg.fitness_combination, hurdles=True, task_groups=None if groups is None else groups[0])
         mutator_cfg = cfg.mutator_config(memory.features)
         generator = mutator_lib.InitialPopulation.from_config(cfg.initial_population, cfg.init_sizes, mutator_cfg)
         evo = evolution_lib.RegularizedEvolution(cfg.evolution_config(), mutator_lib.Mutator(mutator_cfg), generator,
-                                                 evaluator, log=None)
+                                                 evaluator, log=None, island_tasks=None if groups is None else groups[1])
         return memory, evaluator, evo
 
     def search_done(self, evaluator: CachedEvaluator, state: evolution_lib.EvolutionState) -> bool:
@@ -818,9 +859,11 @@ class _Run:
 
 def make_evaluator(config: ExperimentConfig, task_list: Sequence[tasks_lib.Task], memory: MemoryShape, *,
                    seed: int, fec_spec: FECSpec | None = None, train_budget: TrainBudget | None = None,
-                   combination: str = fitness_lib.MEAN, hurdles: bool = False) -> CachedEvaluator:
+                   combination: str = fitness_lib.MEAN, hurdles: bool = False,
+                   task_groups: Sequence[int] | None = None) -> CachedEvaluator:
     """The config's backend as a `CachedEvaluator` (search: FEC, budget and
-    hurdles as configured; select/final: none of them)."""
+    hurdles as configured; select/final: none of them). `task_groups`: the
+    island task group of each task (JAX: one batched call per group)."""
     hurdle = dict(hurdle_tasks=config.hurdle_tasks if hurdles else 0, hurdle_percentile=config.hurdle_percentile)
     if config.backend == "jax":
         from azero_jax.search.jax_evaluator import JaxEvaluator, op_subsets_for  # imports JAX only when used
@@ -831,7 +874,7 @@ def make_evaluator(config: ExperimentConfig, task_list: Sequence[tasks_lib.Task]
         subsets = op_subsets_for({c: getattr(config, f"{c}_ops") for c in COMPONENTS}, *extra)
         return JaxEvaluator(task_list, memory, fec_spec=fec_spec, train_budget=train_budget, combination=combination,
                             max_abs_error=config.max_abs_error, seed=seed, dtype=config.dtype, op_subsets=subsets,
-                            **hurdle)
+                            task_groups=task_groups, **hurdle)
     return ReferenceEvaluator(task_list, memory, fec_spec=fec_spec, train_budget=train_budget,
                               combination=combination, max_abs_error=config.max_abs_error, seed=seed, **hurdle)
 

@@ -19,11 +19,12 @@ Writes into --output_dir: progress.csv, fitness.png (needs matplotlib, the
 results.json (search/select/final fitness, throughput, baselines, data),
 baselines.json and checkpoint.json.
 
---mix_dataset (e.g. mnist) approximates the paper's mixed setting: half the
-search tasks come from it, the other half from --dataset, and every island
-sees both. The paper's split by island (half the islands on CIFAR-10, half on
-MNIST) needs per-island task collections in the search driver, which it does
-not have yet.
+--mix_dataset (e.g. mnist) gives the paper's mixed setting: with the default
+--mix_mode=islands, half the islands (--islands >= 2) search on
+--num_search_tasks tasks of --dataset and the other half on as many tasks of
+--mix_dataset (migrants are re-evaluated on their new island's tasks);
+--mix_mode=tasks instead gives every island half of its search tasks from
+each dataset. Select uses all search tasks; final tasks come from --dataset.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ _CHECKPOINT_EVERY = flags.DEFINE_float("checkpoint_every_seconds", 300.0, "secon
 _MIX_DATASET = flags.DEFINE_enum("mix_dataset", None, list(datasets.DATASETS),
                                  "second dataset for half the search tasks (mixed setting, see the docstring)")
 _MIX_DATA_DIR = flags.DEFINE_string("mix_data_dir", None, "data folder of --mix_dataset")
+_MIX_MODE = flags.DEFINE_enum("mix_mode", "islands", ["islands", "tasks"],
+                              "with --mix_dataset: half the islands per dataset (the paper), or both datasets' "
+                              "tasks on every island")
 _BASELINES = flags.DEFINE_bool("baselines", True, "tune and report the baselines")
 _BASELINE_TRIALS = flags.DEFINE_integer("baseline_trials", 20, "random-search trials per tuned program")
 _OPTAX_EPOCHS = flags.DEFINE_integer("optax_epochs", 20, "epochs of the optax logistic regression / MLP")
@@ -111,6 +115,7 @@ class Options:
     checkpoint_every_seconds: float | None = 300.0
     mix_dataset: str | None = None
     mix_data_dir: str | None = None
+    mix_mode: str = "islands"
     baselines: bool = True
     baseline_trials: int = 20
     optax_epochs: int = 20
@@ -122,7 +127,13 @@ def build_config(opts: Options, log: Callable[[str], None] = print) -> tuple[exp
     collections; returns it and a description of the data."""
     sizes = datasets.SplitSizes(opts.num_train, opts.num_valid, opts.num_test)
     t0 = time.monotonic()
-    num_main = opts.num_search_tasks - (opts.num_search_tasks // 2 if opts.mix_dataset else 0)
+    if opts.mix_mode not in ("islands", "tasks"):
+        raise experiment.ConfigError(f"mix_mode must be 'islands' or 'tasks', got {opts.mix_mode!r}")
+    by_island = bool(opts.mix_dataset) and opts.mix_mode == "islands"
+    if by_island and opts.islands < 2:
+        raise experiment.ConfigError(f"--mix_dataset with --mix_mode=islands needs --islands >= 2 (got "
+                                     f"{opts.islands}): half the islands search each dataset; or use --mix_mode=tasks")
+    num_main = opts.num_search_tasks - (opts.num_search_tasks // 2 if opts.mix_dataset and not by_island else 0)
     search, final, used = datasets.projected_collections(
         opts.dataset, opts.data_dir, features=opts.features, sizes=sizes, num_search_tasks=num_main,
         num_final_tasks=opts.num_final_tasks, cache_dir=opts.cache_dir, log=log)
@@ -141,11 +152,11 @@ def build_config(opts: Options, log: Callable[[str], None] = print) -> tuple[exp
         cache = datasets.ProjectedTaskCache(opts.mix_dataset,
                                             lambda: datasets.load_dataset(opts.mix_dataset, opts.mix_data_dir),
                                             opts.cache_dir, log)
-        seeds = datasets.default_data_seeds(opts.num_search_tasks)[num_main:]
+        seeds = datasets.default_data_seeds(opts.num_search_tasks)[0 if by_island else num_main:]
         mix = datasets.build_collection(cache, datasets.choose_tasks(len(seeds), datasets.search_pairs(), seeds),
                                         opts.features, used, "search")
         search_entries.append(mix.task_dict())
-        data.update(mix_dataset=opts.mix_dataset, mix_collection=mix.path,
+        data.update(mix_dataset=opts.mix_dataset, mix_mode=opts.mix_mode, mix_collection=mix.path,
                     mix_search_tasks=[dataclasses.asdict(c) for c in mix.choices])
     log(f"data ready in {time.monotonic() - t0:.1f}s: {opts.dataset}, F={opts.features}, "
         f"{used.train}/{used.valid} train/valid, {opts.num_search_tasks} search + {opts.num_final_tasks} final tasks")
@@ -154,6 +165,8 @@ def build_config(opts: Options, log: Callable[[str], None] = print) -> tuple[exp
         random_seed=opts.seed, num_islands=opts.islands, population_size=opts.population_size,
         tournament_size=opts.tournament_size, backend=opts.backend, progress_every=opts.progress_every,
         checkpoint_every_seconds=opts.checkpoint_every_seconds)
+    if by_island:
+        changes["island_task_groups"] = [0, 1]
     if opts.max_train_steps is not None:
         changes["max_train_steps"] = int(opts.max_train_steps)
     if opts.max_minutes is not None:
@@ -277,7 +290,7 @@ def main(argv: list[str]) -> None:
         tournament_size=_TOURNAMENT.value, children_per_step=_CHILDREN.value, seed=_SEED.value,
         resume=_RESUME.value, backend=_BACKEND.value, dtype=_DTYPE.value, progress_every=_PROGRESS_EVERY.value,
         checkpoint_every_seconds=_CHECKPOINT_EVERY.value, mix_dataset=_MIX_DATASET.value,
-        mix_data_dir=_MIX_DATA_DIR.value, baselines=_BASELINES.value, baseline_trials=_BASELINE_TRIALS.value,
+        mix_data_dir=_MIX_DATA_DIR.value, mix_mode=_MIX_MODE.value, baselines=_BASELINES.value, baseline_trials=_BASELINE_TRIALS.value,
         optax_epochs=_OPTAX_EPOCHS.value, test_split=_TEST_SPLIT.value)
     try:
         run(opts)

@@ -102,11 +102,24 @@ def test_cli_missing_cifar_is_a_clear_error(tmp_path):
     assert "error: CIFAR-10 not found" in proc.stderr and "cifar-10-python.tar.gz" in proc.stderr
 
 
+def test_mixed_by_island_config(script, tmp_path):
+    """The paper's mixed setting: half the islands per dataset."""
+    opts = _options(script, tmp_path, num_search_tasks=4, mix_dataset="digits", islands=2)
+    config, data = script.build_config(opts, log=lambda _line: None)
+    search = config.task_specs("search")
+    assert [s.num_tasks for s in search] == [4, 4] and config.island_task_groups == (0, 1)
+    assert config.island_tasks(search)[1] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert data["mix_mode"] == "islands" and len(data["mix_search_tasks"]) == 4
+    with pytest.raises(script.experiment.ConfigError, match="needs --islands >= 2"):
+        script.build_config(_options(script, tmp_path, mix_dataset="digits"), log=lambda _line: None)
+
+
 def test_mixed_search_tasks_config(script, tmp_path):
-    opts = _options(script, tmp_path, num_search_tasks=4, mix_dataset="digits")
+    opts = _options(script, tmp_path, num_search_tasks=4, mix_dataset="digits", mix_mode="tasks")
     config, data = script.build_config(opts, log=lambda _line: None)
     search = config.task_specs("search")
     assert [s.num_tasks for s in search] == [2, 2] and config.task_specs("select") == search
+    assert config.island_task_groups is None
     assert data["mix_dataset"] == "digits" and len(data["mix_search_tasks"]) == 2
     assert config.population_size == 8 and config.memory == (5, 9, 2) and config.initial_population == "noop"
     assert (config.mutate_setup_size_max, config.mutate_predict_size_max, config.mutate_learn_size_max) == (7, 11, 23)

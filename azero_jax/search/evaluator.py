@@ -206,9 +206,24 @@ class CachedEvaluator:
                 self.cache.fill(key, marker, results[marker.job].fitness)
         return [v if isinstance(v, float) else float(results[v].fitness) for v in values]
 
-    def __call__(self, programs: Sequence[Algorithm]) -> list[float]:
+    def __call__(self, programs: Sequence[Algorithm],
+                 tasks: Sequence[Sequence[int]] | None = None) -> list[float]:
+        """Combined fitness of each program over all tasks, or over
+        `tasks[i]` (indices into this evaluator's task list) for program i:
+        islands that search different task collections share one evaluator
+        (one batched call, one FEC cache: keys include the task index)."""
         programs = list(programs)
         n = len(self.tasks)
+        if tasks is None:
+            task_lists: list[Sequence[int]] = [range(n)] * len(programs)
+        else:
+            if len(tasks) != len(programs):
+                raise ValueError(f"tasks: one task list per program expected ({len(programs)}), got {len(tasks)}")
+            task_lists = [tuple(int(t) for t in ts) for ts in tasks]
+            for ts in task_lists:
+                if not ts or min(ts) < 0 or max(ts) >= n:
+                    raise ValueError(f"tasks: each program needs a non-empty list of task indices in [0, {n}), "
+                                     f"got {list(ts)}")
         if self.train_budget is None:  # the common case, without a per-program Python loop
             row = [t.num_train * t.num_train_epochs for t in self.tasks]
             budgets = [row] * len(programs)
@@ -216,22 +231,34 @@ class CachedEvaluator:
             budgets = [[self._num_train(program, task) for task in self.tasks] for program in programs]
         self.num_individuals += len(programs)
         if not self.hurdle_tasks or self.hurdle_threshold is None:
-            jobs = [Job(p, t, budgets[p][t]) for p in range(len(programs)) for t in range(n)]
+            jobs = [Job(p, t, budgets[p][t]) for p in range(len(programs)) for t in task_lists[p]]
             per_task = self._evaluate_jobs(programs, jobs)
-            return [fitness_lib.combine(per_task[i * n:(i + 1) * n], self.combination) for i in range(len(programs))]
+            return self._combine_runs(per_task, [len(ts) for ts in task_lists])
         k = self.hurdle_tasks
-        jobs = [Job(p, t, budgets[p][t]) for p in range(len(programs)) for t in range(k)]
-        first = self._evaluate_jobs(programs, jobs)
-        out = [fitness_lib.combine(first[i * k:(i + 1) * k], self.combination) for i in range(len(programs))]
-        passed = [i for i in range(len(programs)) if not out[i] < self.hurdle_threshold]
-        self.num_hurdle_stops += len(programs) - len(passed)
+        firsts = [list(ts[:k]) for ts in task_lists]
+        jobs = [Job(p, t, budgets[p][t]) for p in range(len(programs)) for t in firsts[p]]
+        first = self._split_runs(self._evaluate_jobs(programs, jobs), [len(f) for f in firsts])
+        out = [fitness_lib.combine(f, self.combination) for f in first]
+        passed = [i for i in range(len(programs)) if not out[i] < self.hurdle_threshold and len(task_lists[i]) > k]
+        self.num_hurdle_stops += sum(1 for i in range(len(programs)) if out[i] < self.hurdle_threshold)
         if passed:
-            jobs = [Job(p, t, budgets[p][t]) for p in passed for t in range(k, n)]
-            rest = self._evaluate_jobs(programs, jobs)
-            m = n - k
-            for j, i in enumerate(passed):
-                out[i] = fitness_lib.combine(first[i * k:(i + 1) * k] + rest[j * m:(j + 1) * m], self.combination)
+            rests = {i: list(task_lists[i][k:]) for i in passed}
+            jobs = [Job(p, t, budgets[p][t]) for p in passed for t in rests[p]]
+            rest = self._split_runs(self._evaluate_jobs(programs, jobs), [len(rests[p]) for p in passed])
+            for i, values in zip(passed, rest, strict=True):
+                out[i] = fitness_lib.combine(first[i] + values, self.combination)
         return out
+
+    @staticmethod
+    def _split_runs(values: list[float], lengths: Sequence[int]) -> list[list[float]]:
+        out, i = [], 0
+        for m in lengths:
+            out.append(values[i:i + m])
+            i += m
+        return out
+
+    def _combine_runs(self, values: list[float], lengths: Sequence[int]) -> list[float]:
+        return [fitness_lib.combine(v, self.combination) for v in self._split_runs(values, lengths)]
 
 
 class ReferenceEvaluator(CachedEvaluator):

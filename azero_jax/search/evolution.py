@@ -7,7 +7,8 @@ reproducible from its seed, checkpointable at any step, and testable.
 
 Batching: each step draws `children_per_step` parents per island by
 independent tournaments on the population as it is before the step (all
-tournament draws of an island first, then the mutations), mutates them, evaluates all children of all islands in ONE `evaluate_fn` call, and
+tournament draws of an island first, then the mutations), mutates them,
+evaluates all children of all islands in ONE `evaluate_fn` call, and
 writes them over the oldest slots in sweep order. `children_per_step = 1` is
 the reference's sequential algorithm (each tournament sees the previous
 child); larger values trade that for device-sized batches.
@@ -155,21 +156,42 @@ class RegularizedEvolution:
     `generator(rng)` gives the init model (and random search's children);
     `evaluate_fn(programs) -> fitnesses` is called once per `init` and once
     per `step` with every new program of that call (batched).
+
+    `island_tasks` (optional, one entry per island): the task indices each
+    island searches on (the paper's mixed setting: some islands on one
+    dataset's tasks, the others on another's). `evaluate_fn` is then called
+    as `evaluate_fn(programs, tasks=per_program_task_lists)` (a
+    `CachedEvaluator` accepts that), and a migrant is re-evaluated on its new
+    island's tasks, since fitnesses on different tasks do not compare.
     """
 
     def __init__(self, config: EvolutionConfig, mutator: Mutator, generator: ProgramSource,
-                 evaluate_fn: EvaluateFn, *, log: Callable[[str], None] | None = print):
+                 evaluate_fn: EvaluateFn, *, log: Callable[[str], None] | None = print,
+                 island_tasks: Sequence[Sequence[int]] | None = None):
         self.config = config
         self.mutator = mutator
         self.generator = generator
         self.evaluate_fn = evaluate_fn
         self.log = log
+        if island_tasks is not None:
+            island_tasks = tuple(tuple(int(t) for t in ts) for ts in island_tasks)
+            if len(island_tasks) != config.num_islands or not all(island_tasks):
+                raise ValueError(f"island_tasks needs one non-empty task list per island ({config.num_islands}), "
+                                 f"got {len(island_tasks)}")
+        self.island_tasks = island_tasks
         self.start_time = time.monotonic()
         # Wall seconds per phase (profiling only).
         self.timers: dict[str, float] = collections.defaultdict(float)
 
-    def _evaluate(self, programs: list[Algorithm]) -> np.ndarray:
-        values = np.asarray(list(self.evaluate_fn(programs)), dtype=np.float64)
+    def _evaluate(self, programs: list[Algorithm], islands: Sequence[int] | None = None) -> np.ndarray:
+        """Fitnesses of `programs`; `islands[i]` is program i's island (only
+        read when islands search on different tasks)."""
+        if self.island_tasks is None:
+            values = np.asarray(list(self.evaluate_fn(programs)), dtype=np.float64)
+        else:
+            assert islands is not None
+            tasks = [self.island_tasks[k] for k in islands]
+            values = np.asarray(list(self.evaluate_fn(programs, tasks=tasks)), dtype=np.float64)
         if values.shape != (len(programs),):
             raise ValueError(f"evaluate_fn returned {values.shape[0] if values.ndim else 0} fitnesses "
                              f"for {len(programs)} programs")
@@ -192,8 +214,8 @@ class RegularizedEvolution:
         programs = []
         for _ in range(cfg.num_islands * cfg.population_size):
             programs.append(self.mutator.mutate(rng, self.generator(rng), num_mutations=0))
-        values = self._evaluate(programs)
         p = cfg.population_size
+        values = self._evaluate(programs, [i // p for i in range(len(programs))])
         islands = [Island(programs[k * p:(k + 1) * p], values[k * p:(k + 1) * p].copy(), 0)
                    for k in range(cfg.num_islands)]
         state = EvolutionState(islands=islands, rng_state=copy_rng_state(rng.bit_generator.state),
@@ -226,9 +248,9 @@ class RegularizedEvolution:
         if set_population is not None:  # hurdles: the threshold follows the population
             set_population(all_fitnesses(state))
         start = time.perf_counter()
-        values = self._evaluate(children)
-        self.timers["evaluate"] += time.perf_counter() - start
         k = cfg.children_per_step
+        values = self._evaluate(children, [i // k for i in range(len(children))])
+        self.timers["evaluate"] += time.perf_counter() - start
         for n, island in enumerate(state.islands):
             for j in range(k):
                 slot = island.next_slot
@@ -239,7 +261,11 @@ class RegularizedEvolution:
         state.num_steps += 1
         self._track_best(state, children, values)
         if cfg.num_islands > 1 and cfg.migration_every and state.num_steps % cfg.migration_every == 0:
-            migrate(state)
+            reevaluate = None
+            if self.island_tasks is not None:
+                def reevaluate(program: Algorithm, island: int) -> float:
+                    return float(self._evaluate([program], [island])[0])
+            migrate(state, reevaluate)
         state.rng_state = copy_rng_state(rng.bit_generator.state)
         return state
 
@@ -292,9 +318,11 @@ class RegularizedEvolution:
         return state
 
 
-def migrate(state: EvolutionState) -> None:
+def migrate(state: EvolutionState, reevaluate: Callable[[Algorithm, int], float] | None = None) -> None:
     """Ring migration (in place): a copy of island i's best replaces the
-    oldest individual of island i+1 (all bests taken before any insert)."""
+    oldest individual of island i+1 (all bests taken before any insert).
+    `reevaluate(program, island)`, if given, gives the migrant's fitness on
+    its new island (islands searching different tasks)."""
     bests = []
     for island in state.islands:
         i = best_index(island.fitnesses)
@@ -304,7 +332,7 @@ def migrate(state: EvolutionState) -> None:
         dst = state.islands[(src + 1) % n]
         slot = dst.next_slot
         dst.programs[slot] = program
-        dst.fitnesses[slot] = fit
+        dst.fitnesses[slot] = fit if reevaluate is None else reevaluate(program, (src + 1) % n)
         dst.next_slot = (slot + 1) % len(dst.programs)
 
 

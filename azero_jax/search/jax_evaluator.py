@@ -104,14 +104,17 @@ class JaxEvaluator(CachedEvaluator):
     """Batched JAX evaluator for the search (see the module docstring).
 
     `op_subsets` are the ops the interpreter is compiled for (see
-    `op_subsets_for`); `seed` keys the random-set ops of full evaluations.
+    `op_subsets_for`); `seed` keys the random-set ops of full evaluations;
+    `task_groups` (one id per task) keeps islands' task collections in
+    separate batched calls.
     """
 
     def __init__(self, tasks: Sequence[Task], memory: MemoryShape, *, fec_spec: FECSpec | None = None,
                  train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
                  max_abs_error: float = fitness_lib.MAX_ABS_ERROR, seed: int = 0, dtype: str = "float64",
                  op_subsets: dict[str, Sequence[int]] | None = None, hurdle_tasks: int = 0,
-                 hurdle_percentile: float = 75.0, chunk: int = DEFAULT_CHUNK, threads: int = DEFAULT_THREADS):
+                 hurdle_percentile: float = 75.0, chunk: int = DEFAULT_CHUNK, threads: int = DEFAULT_THREADS,
+                 task_groups: Sequence[int] | None = None):
         super().__init__(tasks, fec_spec=fec_spec, train_budget=train_budget, combination=combination,
                          hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile)
         self.memory = memory.with_features(self.tasks[0].features)
@@ -125,9 +128,14 @@ class JaxEvaluator(CachedEvaluator):
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._compiled: set[tuple[int, int]] = set()  # (id(arrays), batch size) already run once
         self.op_subsets = None if op_subsets is None else {c: list(op_subsets[c]) for c in COMPONENTS}
-        shapes: dict[tuple[int, int, int], list[int]] = {}
+        # One batched call per task shape (and per island task group: a group's
+        # programs are never run on the other groups' tasks).
+        if task_groups is not None and len(task_groups) != len(self.tasks):
+            raise ValueError(f"task_groups needs one group id per task ({len(self.tasks)}), got {len(task_groups)}")
+        shapes: dict[tuple[int, int, int, int], list[int]] = {}
         for i, t in enumerate(self.tasks):
-            shapes.setdefault((t.features, t.num_train, t.num_valid), []).append(i)
+            group = 0 if task_groups is None else int(task_groups[i])
+            shapes.setdefault((t.features, t.num_train, t.num_valid, group), []).append(i)
         self.groups = [_Group(idx, self.tasks, fec_spec) for idx in shapes.values()]
         self._group_of = {t: g for g in self.groups for t in g.indices}
 

@@ -16,6 +16,7 @@ import numpy as np
 from azero_jax import generators
 from azero_jax import ops as ops_lib
 from azero_jax import programs as programs_lib
+from azero_jax.generators import uniform_float, uniform_int
 from azero_jax.program import COMPONENTS, NO_OP, Algorithm, Instruction, MemoryShape
 
 # Mutation types, in the reference's enum order (`mutator.proto`): the list
@@ -188,9 +189,9 @@ def random_instruction(rng: np.random.Generator, op: int, memory: MemoryShape) -
             size = memory.size(kind)
             if size <= low:
                 raise ValueError(f"memory has no {ops_lib.KIND_NAMES[kind]} address a random instruction may write")
-            fields[name] = int(rng.integers(low, size))
+            fields[name] = uniform_int(rng, low, size)
     for name, low, high in spec.randomize:
-        value = float(rng.uniform(low, high))
+        value = uniform_float(rng, low, high)
         fields[name] = value if name == "d" else _stored(name, value)
     return _instruction(spec.id, **fields)  # type: ignore[arg-type]
 
@@ -210,11 +211,11 @@ def _log_scale(rng: np.random.Generator, value: float) -> float:
 def alter_value(rng: np.random.Generator, value: float, rule: str) -> float:
     """One AlterData rule of the op table on one constant (spec §4)."""
     if rule == "uniform01":
-        return float(rng.uniform(0.0, 1.0))
+        return rng.random()  # = rng.uniform(0, 1)
     if rule == "log_scale":
         return _log_scale(rng, value)
     if rule == "log_scale_or_flip":
-        if rng.uniform() < SIGN_FLIP_PROB:
+        if rng.random() < SIGN_FLIP_PROB:
             return -value
         return _log_scale(rng, value)
     raise ValueError(f"unknown alter rule {rule!r}")
@@ -236,7 +237,7 @@ def alter_data(rng: np.random.Generator, instr: Instruction) -> Instruction:
     spec = instr.spec
     if not spec.alter:
         return instr
-    choice = 0 if len(spec.alter) == 1 else int(rng.integers(len(spec.alter)))
+    choice = 0 if len(spec.alter) == 1 else uniform_int(rng, 0, len(spec.alter))
     field, rule = spec.alter[choice]
     fields = {f: getattr(instr, f) for f in ops_lib.CONST_FIELDS}
     fields[field] = _stored(field, alter_value(rng, fields[field], rule))
@@ -255,11 +256,11 @@ def alter_param(rng: np.random.Generator, instr: Instruction, memory: MemoryShap
     if spec.out is None:
         return instr
     if spec.family == "set":
-        if rng.uniform() < 0.5:
+        if rng.random() < 0.5:
             return _replace_instruction(instr, out=generators.random_address(rng, spec.out, memory, output=True))
         return alter_data(rng, instr)
     choices = [("in1", spec.in1), ("in2", spec.in2)][: spec.num_inputs] + [("out", spec.out)]
-    field, kind = choices[int(rng.integers(len(choices)))]
+    field, kind = choices[uniform_int(rng, 0, len(choices))]
     address = generators.random_address(rng, kind, memory, output=field == "out")
     return _replace_instruction(instr, **{field: address})
 
@@ -277,11 +278,11 @@ class Mutator:
     # -- helpers --
     def _component(self, rng: np.random.Generator) -> str:
         comps = self.config.mutable_components
-        return comps[int(rng.integers(len(comps)))]
+        return comps[uniform_int(rng, 0, len(comps))]
 
     def _random_instruction(self, rng: np.random.Generator, component: str) -> Instruction:
         ops = self.config.ops(component)
-        op = ops[int(rng.integers(len(ops)))]
+        op = ops[uniform_int(rng, 0, len(ops))]
         return random_instruction(rng, op, self.memory)
 
     def _randomize_component(self, rng: np.random.Generator, algorithm: Algorithm, component: str) -> Algorithm:
@@ -300,9 +301,9 @@ class Mutator:
         mutations, else return the parent unchanged. `num_mutations=0` (the
         reference's population init) just consumes the probability draw."""
         p = self.config.mutate_prob
-        if p >= 1.0 or rng.uniform() < p:
+        if p >= 1.0 or rng.random() < p:
             for _ in range(num_mutations):
-                t = self.config.mutation_types[int(rng.integers(len(self.config.mutation_types)))]
+                t = self.config.mutation_types[uniform_int(rng, 0, len(self.config.mutation_types))]
                 algorithm = self.apply(rng, algorithm, t)
         return algorithm
 
@@ -319,11 +320,11 @@ class Mutator:
         code = list(algorithm.component(component))
         if t == ALTER_PARAM:
             if code:
-                i = int(rng.integers(len(code)))
+                i = uniform_int(rng, 0, len(code))
                 code[i] = alter_param(rng, code[i], self.memory)
         elif t == RANDOMIZE_INSTRUCTION:
             if code:
-                i = int(rng.integers(len(code)))
+                i = uniform_int(rng, 0, len(code))
                 code[i] = self._random_instruction(rng, component)
         elif t == RANDOMIZE_COMPONENT_FUNCTION:
             return self._randomize_component(rng, algorithm, component)
@@ -336,17 +337,17 @@ class Mutator:
             size_min, _ = self._size_bounds(component)
             if len(code) <= size_min:
                 return algorithm
-            del code[int(rng.integers(len(code)))]
+            del code[uniform_int(rng, 0, len(code))]
         elif t == TRADE_INSTRUCTION:
             self._insert(rng, code, component)
-            del code[int(rng.integers(len(code)))]
+            del code[uniform_int(rng, 0, len(code))]
         return _with_component(algorithm, component, tuple(code))
 
     def _insert(self, rng: np.random.Generator, code: list[Instruction], component: str) -> None:
         """Reference order: op, then position in [0, size], then parameters."""
         ops = self.config.ops(component)
-        op = ops[int(rng.integers(len(ops)))]
-        position = int(rng.integers(len(code) + 1))
+        op = ops[uniform_int(rng, 0, len(ops))]
+        position = uniform_int(rng, 0, len(code) + 1)
         code.insert(position, random_instruction(rng, op, self.memory))
 
 

@@ -204,9 +204,13 @@ class ExperimentConfig:
       its fitness on them is below the hurdle_percentile percentile of the
       population's unique fitnesses (that partial fitness is its fitness).
     search_sufficient_fitness: None = the reference (each search spends its
-      whole max_train_steps); a number = also end a search, at a sweep
-      boundary, once its best search fitness exceeds it (the select test then
-      decides as usual). Saves the rest of the budget after a discovery.
+      whole max_train_steps); a number = at each sweep boundary where the
+      population's best search fitness exceeds it (and its previous checked
+      value), that program is evaluated on the select tasks, and the search
+      ends if its select fitness exceeds sufficient_fitness (with no
+      sufficient_fitness: ends at once). A failed check lets the search go
+      on, so a population close to a solution is not thrown away. Saves the
+      rest of the budget after a discovery.
     """
 
     search_tasks: tuple[TaskEntry, ...] = ("demo_search",)
@@ -651,6 +655,11 @@ class _Run:
         self.progress_rows = 0
         self.current: dict[str, Any] | None = None  # {"plan", "evolution", "evaluator"} mid-experiment
         self.profile: dict[str, float] = collections.defaultdict(float)  # this session only
+        # Early stop of the current search (search_sufficient_fitness); not
+        # checkpointed: a failed check changes nothing, a passed one ends the search.
+        self.select_checked = -math.inf
+        self.stop_search = False
+        self._select_tasks: tuple[dict[str, Any], list[tasks_lib.Task]] | None = None
         self.cpu_start = time.process_time()
 
     # -- time / counters --
@@ -775,13 +784,34 @@ class _Run:
                                                  evaluator, log=None, island_tasks=None if groups is None else groups[1])
         return memory, evaluator, evo
 
-    def search_done(self, evaluator: CachedEvaluator, state: evolution_lib.EvolutionState) -> bool:
+    def search_done(self, evaluator: CachedEvaluator, state: evolution_lib.EvolutionState,
+                    plan: dict[str, Any]) -> bool:
         """Reference: the train-step budget (or time). Optionally also once the
-        population's best search fitness exceeds search_sufficient_fitness."""
-        target = self.config.search_sufficient_fitness
-        if target is not None and evolution_lib.result(state, self.config.evolution_config())[1] > target:
+        best program passes the select test (see search_sufficient_fitness)."""
+        if self.stop_search:
             return True
+        target = self.config.search_sufficient_fitness
+        if target is not None:
+            program, fit = evolution_lib.result(state, self.config.evolution_config())
+            if fit > target and fit > self.select_checked:
+                self.select_checked = fit
+                sufficient = self.config.sufficient_fitness
+                if sufficient is None or self.select_fitness(program, plan) > sufficient:
+                    self.stop_search = True
+                    return True
         return evaluator.num_train_steps >= self.config.max_train_steps or self.out_of_time()
+
+    def select_fitness(self, program: Algorithm, plan: dict[str, Any]) -> float:
+        """Fitness on this experiment's select tasks (fresh RNG: the plan's seed)."""
+        start = time.perf_counter()
+        if self._select_tasks is None or self._select_tasks[0] is not plan:
+            self._select_tasks = (plan, tasks_lib.make_tasks([tasks_lib.TaskSpec(**s) for s in plan["select_tasks"]]))
+        select_tasks = self._select_tasks[1]
+        memory = self.config.memory_shape(select_tasks[0].features)
+        value = evaluate_program(program, select_tasks, memory, seed=plan["select_seed"],
+                                 max_abs_error=self.config.max_abs_error, config=self.config)
+        self.profile["select"] += time.perf_counter() - start
+        return value
 
     def maybe_checkpoint(self, **kwargs: Any) -> None:
         every = self.config.checkpoint_every_seconds
@@ -796,7 +826,7 @@ class _Run:
                      f"population {self.config.population_size} x {self.config.num_islands} island(s)")
             state = evo.init(plan["evolution_seed"])
             self.progress(state, evaluator)
-            if not self.search_done(evaluator, state):
+            if not self.search_done(evaluator, state, plan):
                 self.maybe_checkpoint(evolution_state=state, evaluator=evaluator, plan=plan)
         else:
             plan = self.current["plan"]
@@ -812,7 +842,7 @@ class _Run:
                      f"train_steps={evaluator.num_train_steps}")
             self.current = None
         # Reference Run(): stop tests only between full sweeps.
-        while not self.search_done(evaluator, state):
+        while not self.search_done(evaluator, state, plan):
             while True:
                 state = evo.step(state)
                 if self.step_hook is not None:
@@ -820,17 +850,14 @@ class _Run:
                 if evo.completed_sweep(state):
                     break
             self.progress(state, evaluator)
-            if not self.search_done(evaluator, state):
+            if not self.search_done(evaluator, state, plan):
                 self.maybe_checkpoint(evolution_state=state, evaluator=evaluator, plan=plan)
         program, search_fitness = evolution_lib.result(state, evo.config)
         for timers in (evo.timers, evaluator.timers):
             for name, seconds in timers.items():
                 self.profile[name] += seconds
-        start = time.perf_counter()
-        select_tasks = tasks_lib.make_tasks([tasks_lib.TaskSpec(**s) for s in plan["select_tasks"]])
-        select_fitness = evaluate_program(program, select_tasks, memory, seed=plan["select_seed"],
-                                          max_abs_error=self.config.max_abs_error, config=self.config)
-        self.profile["select"] += time.perf_counter() - start
+        select_fitness = self.select_fitness(program, plan)
+        self.select_checked, self.stop_search, self._select_tasks = -math.inf, False, None
         kept = self.best is None or select_fitness >= self.best["select_fitness"]
         counters = evaluator.counters()
         record = {"experiment": self.experiment_index + 1, "search_fitness": search_fitness,

@@ -88,6 +88,11 @@ def test_search_sufficient_fitness_ends_a_search_early(tmp_path):
                                        log=None)
     # The initial population already beats 0: the search stops right after it.
     assert early.counters["individuals"] == base.population_size < full.counters["individuals"]
+    # A best that fails the select test does not end the search: same run as without the early stop.
+    checked = experiment.run_experiments(base.replace(search_sufficient_fitness=0.0, sufficient_fitness=0.9999999),
+                                         output_dir=str(tmp_path / "c"), log=None)
+    assert checked.counters == full.counters and checked.best_program == full.best_program
+    assert checked.select_fitness == full.select_fitness < 0.9999999
 
 
 def test_baseline_needs_data(tmp_path):

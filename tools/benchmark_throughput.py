@@ -13,6 +13,12 @@ the task size, only the wall time does.
 
     python tools/benchmark_throughput.py                      # both configs, defaults
     python tools/benchmark_throughput.py --configs=demo --demo_programs=256,1024,2048
+    python tools/benchmark_throughput.py --configs=baseline --dataset=fashion_mnist   # real projected tasks
+
+With --dataset, the baseline config runs on the experiment's real projected
+binary tasks (accuracy; the first 10 search tasks of experiments/cifar_binary.py,
+from the same cache) instead of synthetic regression tasks, sliced by
+--baseline_scale like the synthetic ones.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ flags.DEFINE_float("baseline_scale", 0.1, "baseline task sizes x this (8000/1000
 flags.DEFINE_integer("ref_programs", 4, "programs the slow reference evaluates (on one task; extrapolated)")
 flags.DEFINE_string("json", "", "write the full table here")
 flags.DEFINE_string("gate", "auto", "op-group gating policy of the JAX interpreter")
+flags.DEFINE_string("dataset", None, "baseline on real projected tasks of this dataset (digits, mnist, "
+                    "fashion_mnist, cifar10) instead of synthetic regression tasks")
+flags.DEFINE_string("data_dir", None, "folder of --dataset's files (not needed for digits / the Debian Fashion-MNIST)")
+flags.DEFINE_string("cache_dir", None, "projected-task cache (default as experiments/cifar_binary.py)")
 
 CONFIGS = {
     "demo": dict(memory=(4, 3, 1), features=4, ops=(ops_lib.DEMO_OPS,) * 3, sizes=(10, 2, 8), tasks=10,
@@ -56,6 +66,23 @@ CONFIGS = {
 
 
 CPP_DEMO_STEPS_PER_CORE_S = 23.5e6  # /work/shared/reference_perf.md: C++ reference, demo, one core
+
+
+def real_tasks(cfg, scale: float) -> list[Task]:
+    """The experiment's search tasks on --dataset (projected, accuracy), sliced by `scale`."""
+    from azero_jax import datasets
+
+    cache = datasets.ProjectedTaskCache(FLAGS.dataset, lambda: datasets.load_dataset(FLAGS.dataset, FLAGS.data_dir),
+                                        FLAGS.cache_dir, print)
+    sizes = datasets.SplitSizes()  # the experiment's 8000 / 1000 / 1000, so its cache is reused
+    if FLAGS.dataset == datasets.DIGITS:
+        sizes = datasets.capped_sizes(sizes, cache.data)
+    choices = datasets.choose_tasks(cfg["tasks"], datasets.search_pairs())
+    collection = datasets.build_collection(cache, choices, cfg["features"], sizes, "search")
+    n_train, n_valid = max(10, int(sizes.train * scale)), max(2, int(sizes.valid * scale))
+    return [Task(t.x_train[:n_train], t.y_train[:n_train], t.x_valid[:n_valid], t.y_valid[:n_valid],
+                 eval_type=t.eval_type, index=t.index, data_seed=t.data_seed, name=t.name)
+            for t in collection.tasks()]
 
 
 def make_tasks(rng, cfg, scale: float) -> list[Task]:
@@ -117,7 +144,7 @@ def run_config(name: str, rows: list, summary: dict) -> None:
     rng = np.random.default_rng(0)
     memory = MemoryShape(*cfg["memory"], features=cfg["features"])
     scale = FLAGS.baseline_scale if name == "baseline" else 1.0
-    tasks = make_tasks(rng, cfg, scale)
+    tasks = real_tasks(cfg, scale) if (FLAGS.dataset and name == "baseline") else make_tasks(rng, cfg, scale)
     arrays = jax_eval.TaskArrays(tasks)
     subsets = dict(zip(COMPONENTS, cfg["ops"], strict=True))
     sizes = dict(zip(COMPONENTS, cfg["sizes"], strict=True))
@@ -133,7 +160,8 @@ def run_config(name: str, rows: list, summary: dict) -> None:
     print(f"[{name}] reference: {FLAGS.ref_programs} programs x 1 task, {ref_steps} train steps in "
           f"{ref_cpu:.2f} CPU-s -> {ref_sps:,.0f} steps/s, {ref_pps:.2f} programs/s on {len(tasks)} tasks "
           f"(extrapolated; tasks {n_train}/{tasks[0].num_valid} train/valid"
-          + (f", scaled x{scale} from {cfg['train']}/{cfg['valid']}" if scale != 1.0 else "") + ")")
+          + (f", scaled x{scale} from {cfg['train']}/{cfg['valid']}" if scale != 1.0 else "")
+          + (f", projected {FLAGS.dataset} pairs" if FLAGS.dataset and name == "baseline" else ", synthetic") + ")")
 
     best = None
     for n_prog in sweep:
@@ -225,6 +253,8 @@ def main(argv) -> None:
 
     rows: list = []
     summary: dict = {"devices": len(jax.local_devices()), "dtype": FLAGS.dtype}
+    if FLAGS.dataset:
+        summary["baseline_tasks"] = FLAGS.dataset
     for name in FLAGS.configs:
         run_config(name, rows, summary)
     cols = ("config", "programs", "lanes", "compile_s", "wall_s", "cpu_s", "steps_per_s", "steps_per_cpu_s",

@@ -21,6 +21,10 @@ from absl import app, flags
 # Runnable from a checkout without installing.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from azero_jax import cpu_devices  # noqa: E402
+
+cpu_devices.use_cpu_cores()  # one XLA host device per core; before anything imports JAX
+
 from azero_jax import cli, experiment  # noqa: E402
 from azero_jax.checkpoint import CheckpointError  # noqa: E402
 from azero_jax.program import ProgramError  # noqa: E402

@@ -43,3 +43,54 @@ def test_four_fake_devices_equal_one():
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "OK" in proc.stdout
+
+
+_CPU_DEVICES_SCRIPT = textwrap.dedent("""
+    import os, sys
+    from azero_jax import cpu_devices
+    n = cpu_devices.use_cpu_cores(int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    import jax
+    print(n, len(jax.devices("cpu")))
+""")
+
+
+def _cpu_devices(*args, **env_changes) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "AZERO_JAX_CPU_DEVICES")}
+    env.update(env_changes, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", _CPU_DEVICES_SCRIPT, *args], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 0 or "must be a positive integer" in proc.stderr, proc.stderr[-2000:]
+    return proc.stdout.strip() if proc.returncode == 0 else proc.stderr
+
+
+def test_use_cpu_cores_splits_the_host_and_respects_the_user():
+    assert _cpu_devices("3") == "3 3"
+    assert _cpu_devices(AZERO_JAX_CPU_DEVICES="2") == "2 2"
+    assert _cpu_devices(AZERO_JAX_CPU_DEVICES="1") == "0 1"
+    # The user's own XLA flag wins.
+    assert _cpu_devices("3", XLA_FLAGS="--xla_force_host_platform_device_count=2") == "0 2"
+    assert "AZERO_JAX_CPU_DEVICES must be a positive integer" in _cpu_devices(AZERO_JAX_CPU_DEVICES="x")
+
+
+_SEARCH_SCRIPT = textwrap.dedent("""
+    import numpy as np, jax
+    from azero_jax import experiment
+    assert len(jax.devices()) == 2, jax.devices()
+    cfg = experiment.get_preset("tiny").replace(backend="jax", children_per_step=5, max_experiments=1)
+    r = experiment.run_experiments(cfg, output_dir="OUT", log=None)
+    print(repr(r.search_fitness), repr(r.select_fitness), r.counters["train_steps"])
+""")
+
+
+def test_search_on_two_host_devices_equals_one(tmp_path):
+    """The batched search evaluator sharded over 2 host devices gives the
+    same run as on one device (float64)."""
+    out = []
+    for n in ("1", "2"):
+        script = _SEARCH_SCRIPT.replace("OUT", str(tmp_path / n)).replace("== 2", f"== {n}")
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out.append(proc.stdout.strip())
+    assert out[0] == out[1]

@@ -31,10 +31,14 @@ import time
 import numpy as np
 from absl import app, flags
 
-from azero_jax import generators, reference
-from azero_jax import ops as ops_lib
-from azero_jax.program import COMPONENTS, MemoryShape
-from azero_jax.tasks import Task
+from azero_jax import cpu_devices
+
+cpu_devices.use_cpu_cores()  # JAX on every core (AZERO_JAX_CPU_DEVICES=1: one device); per-core figures too
+
+from azero_jax import generators, reference  # noqa: E402
+from azero_jax import ops as ops_lib  # noqa: E402
+from azero_jax.program import COMPONENTS, MemoryShape  # noqa: E402
+from azero_jax.tasks import Task  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("configs", ["demo", "baseline"], "named configs to run")

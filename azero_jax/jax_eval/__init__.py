@@ -33,6 +33,7 @@ from azero_jax.tasks import Task
 
 __all__ = [
     "CompiledBatch", "compile_programs", "batch_bucket", "length_bucket", "evaluate_batch", "evaluate_compiled",
+    "dispatch_batch", "dispatch_compiled", "PendingEvaluation",
     "enable_x64", "trace_count", "make_groups", "prepare_tasks", "TaskArrays",
 ]
 
@@ -142,7 +143,37 @@ def _fitness(out: dict[str, np.ndarray], arrays: TaskArrays) -> np.ndarray:
     return np.maximum(fit.max(axis=0), fitness_lib.MIN_FITNESS)
 
 
-def evaluate_compiled(
+class PendingEvaluation:
+    """An evaluation dispatched to the devices and still running (JAX
+    dispatch is asynchronous): `result()` waits and returns what
+    `evaluate_compiled` returns. Lets the host pack the next batch meanwhile."""
+
+    def __init__(self, out: Any, arrays: TaskArrays, num_programs: int, return_details: bool):
+        self._out = out
+        self._arrays = arrays
+        self._n = num_programs
+        self._details = return_details
+
+    def result(self):
+        out = jax.tree_util.tree_map(np.asarray, self._out)
+        arrays, n = self._arrays, self._n
+        fitness = _fitness(out, arrays)[:, :n].T
+        if not self._details:
+            return fitness
+        details = dict(
+            train_steps=out["steps"][:, :n].T,
+            stopped_early=out["stopped"][:, :n].T,
+            # (n_programs, T, E, NV) raw s1 after Predict on each validation example
+            valid_predictions=np.moveaxis(out["valid_predictions"][..., :n], (3, 2), (0, 1)),
+            # (n_programs, T, E*N) |y - s1| per train step (valid up to train_steps)
+            train_errors=np.moveaxis(out["train_errors"][..., :n], (3, 2), (0, 1)).reshape(n, len(arrays.tasks), -1),
+            validated=out["validated"][..., :n].transpose(2, 1, 0),
+            valid_stopped=out["vstop"][..., :n].transpose(2, 1, 0),
+        )
+        return fitness, details
+
+
+def dispatch_compiled(
     batch: CompiledBatch,
     tasks: Sequence[Task] | TaskArrays,
     memory: MemoryShape,
@@ -155,8 +186,8 @@ def evaluate_compiled(
     return_details: bool = False,
     devices: Sequence[Any] | None = None,
     gate: str = "auto",
-):
-    """Like `evaluate_batch` for an already compiled batch."""
+) -> PendingEvaluation:
+    """Starts `evaluate_compiled` without waiting for it (see PendingEvaluation)."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     arrays = tasks if isinstance(tasks, TaskArrays) else TaskArrays(tasks)
@@ -174,39 +205,17 @@ def evaluate_compiled(
         out = fn(tuple(batch.setup), tuple(batch.predict), tuple(batch.learn), arrays.x_steps, arrays.y_steps,
                  arrays.x_valid, arrays.y_valid, arrays.task_index, arrays.classification, n_lane,
                  np.uint32(seed & 0xFFFFFFFF), np.float64(max_abs_error))
-        out = jax.tree_util.tree_map(np.asarray, out)
-    n = batch.num_programs
-    fitness = _fitness(out, arrays)[:, :n].T
-    if not return_details:
-        return fitness
-    details = dict(
-        train_steps=out["steps"][:, :n].T,
-        stopped_early=out["stopped"][:, :n].T,
-        # (n_programs, T, E, NV) raw s1 after Predict on each validation example
-        valid_predictions=np.moveaxis(out["valid_predictions"][..., :n], (3, 2), (0, 1)),
-        # (n_programs, T, E*N) |y - s1| per train step (valid up to train_steps)
-        train_errors=np.moveaxis(out["train_errors"][..., :n], (3, 2), (0, 1)).reshape(n, len(arrays.tasks), -1),
-        validated=out["validated"][..., :n].transpose(2, 1, 0),
-        valid_stopped=out["vstop"][..., :n].transpose(2, 1, 0),
-    )
-    return fitness, details
+    return PendingEvaluation(out, arrays, batch.num_programs, bool(return_details))
 
 
-def evaluate_batch(
-    programs: Sequence[Algorithm],
-    tasks: Sequence[Task] | TaskArrays,
-    memory: MemoryShape,
-    *,
-    op_subsets: dict[str, Sequence[int]] | None = None,
-    dtype: str = "float64",
-    seed: int = 0,
-    max_abs_error: float = fitness_lib.MAX_ABS_ERROR,
-    num_train_examples: Any = None,
-    return_details: bool = False,
-    devices: Sequence[Any] | None = None,
-    batch_size: int | None = None,
-    gate: str = "auto",
-):
+def evaluate_compiled(batch: CompiledBatch, tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, **kwargs):
+    """Like `evaluate_batch` for an already compiled batch (same keyword
+    arguments except `batch_size`)."""
+    return dispatch_compiled(batch, tasks, memory, **kwargs).result()
+
+
+def evaluate_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskArrays, memory: MemoryShape,
+                   **kwargs):
     """Fitness of every program on every task: array (n_programs, n_tasks).
 
     Args:
@@ -227,11 +236,31 @@ def evaluate_batch(
       batch_size: force the padded batch size (else a bucket).
       gate: op-group gating policy, see `interpreter.make_groups`.
     """
+    return dispatch_batch(programs, tasks, memory, **kwargs).result()
+
+
+def dispatch_batch(
+    programs: Sequence[Algorithm],
+    tasks: Sequence[Task] | TaskArrays,
+    memory: MemoryShape,
+    *,
+    op_subsets: dict[str, Sequence[int]] | None = None,
+    dtype: str = "float64",
+    seed: int = 0,
+    max_abs_error: float = fitness_lib.MAX_ABS_ERROR,
+    num_train_examples: Any = None,
+    return_details: bool = False,
+    devices: Sequence[Any] | None = None,
+    batch_size: int | None = None,
+    gate: str = "auto",
+):
+    """`evaluate_batch` without waiting: packs the programs and starts the
+    evaluation; returns a `PendingEvaluation`."""
     n_dev = len(jax.local_devices()) if devices is None else len(devices)
     if not isinstance(tasks, TaskArrays):
         tasks = TaskArrays(tasks)
     memory = memory.with_features(tasks.features)
     batch = compile_programs(programs, memory, op_subsets=op_subsets, batch_multiple=n_dev, batch_size=batch_size)
-    return evaluate_compiled(batch, tasks, memory, op_subsets=op_subsets, dtype=dtype, seed=seed,
+    return dispatch_compiled(batch, tasks, memory, op_subsets=op_subsets, dtype=dtype, seed=seed,
                              max_abs_error=max_abs_error, num_train_examples=num_train_examples,
                              return_details=return_details, devices=devices, gate=gate)

@@ -18,24 +18,29 @@ hash alike. float32 errors hash differently (other bits): FEC hits, and so
 search trajectories, are consistent within the float32 backend only.
 
 Batching: each call's programs are split into chunks of at most `chunk`
-(default 64) and each chunk is padded to a power-of-two size >= MIN_BATCH, so
+(default 128) and each chunk is padded to a power-of-two size >= MIN_BATCH, so
 a run compiles a few shapes once, not one per FEC-miss count. On CPU small
 chunks are also faster per program than big ones (measured on the demo, 2-core
 CPU: full evaluation 270 us/program at 64 vs 450 at 1000; the working set
-stays in cache), and per-call overhead is small next to that.
+stays in cache), and per-call overhead is small next to that. All chunks of
+a call are dispatched before any result is read (JAX runs them
+asynchronously), so the host packs the next chunk while the devices run the
+previous one; with one host device per CPU core (`azero_jax.cpu_devices`)
+every chunk is also sharded over the cores. Sizes are multiples of the
+device count.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 from collections.abc import Sequence
 
+import jax
 import numpy as np
 
 from azero_jax import fitness as fitness_lib
 from azero_jax import ops as ops_lib
-from azero_jax.jax_eval import TaskArrays, evaluate_batch
+from azero_jax.jax_eval import TaskArrays, dispatch_batch
 from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
 from azero_jax.search.evaluator import CachedEvaluator, FullResult, Job
 from azero_jax.search.fec import FEC_RANDOM_SEED, FECSpec, fec_hash_batch
@@ -44,13 +49,7 @@ from azero_jax.tasks import Task
 
 # Smallest padded batch: fewer buckets (compiles) at little cost on CPU.
 MIN_BATCH = 32
-DEFAULT_CHUNK = 64
-# Chunks run on this many host threads: packing programs into arrays is
-# Python (holds the GIL) while XLA's CPU execution releases it, so two threads
-# overlap one chunk's packing with another's run (the interpreter itself runs
-# single-threaded per call on CPU). Results do not depend on the thread count.
-# Default 1: on the 2-core CI machine 2 threads measured no faster.
-DEFAULT_THREADS = 1
+DEFAULT_CHUNK = 128
 
 
 def batch_size_for(n: int, minimum: int = MIN_BATCH) -> int:
@@ -113,7 +112,7 @@ class JaxEvaluator(CachedEvaluator):
                  train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
                  max_abs_error: float = fitness_lib.MAX_ABS_ERROR, seed: int = 0, dtype: str = "float64",
                  op_subsets: dict[str, Sequence[int]] | None = None, hurdle_tasks: int = 0,
-                 hurdle_percentile: float = 75.0, chunk: int = DEFAULT_CHUNK, threads: int = DEFAULT_THREADS,
+                 hurdle_percentile: float = 75.0, chunk: int = DEFAULT_CHUNK,
                  task_groups: Sequence[int] | None = None):
         super().__init__(tasks, fec_spec=fec_spec, train_budget=train_budget, combination=combination,
                          hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile)
@@ -123,10 +122,10 @@ class JaxEvaluator(CachedEvaluator):
         self.dtype = dtype
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
-        self.chunk = int(chunk)
-        self.threads = max(int(threads), 1)
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._compiled: set[tuple[int, int]] = set()  # (id(arrays), batch size) already run once
+        # Batches are sharded over all local devices (e.g. one host device per
+        # CPU core, see `azero_jax.cpu_devices`): sizes are multiples of their count.
+        self.num_devices = len(jax.local_devices())
+        self.chunk = self._round(int(chunk))
         self.op_subsets = None if op_subsets is None else {c: list(op_subsets[c]) for c in COMPONENTS}
         # One batched call per task shape (and per island task group: a group's
         # programs are never run on the other groups' tasks).
@@ -139,6 +138,9 @@ class JaxEvaluator(CachedEvaluator):
         self.groups = [_Group(idx, self.tasks, fec_spec) for idx in shapes.values()]
         self._group_of = {t: g for g in self.groups for t in g.indices}
 
+    def _round(self, size: int) -> int:
+        return -(-size // self.num_devices) * self.num_devices
+
     def _run(self, programs: Sequence[Algorithm], arrays: TaskArrays, *, seed: int,
              num_train_examples: int | np.ndarray | None,
              fixed_size: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -149,25 +151,18 @@ class JaxEvaluator(CachedEvaluator):
         probes must give a program the same bits wherever it is evaluated."""
         per_program = isinstance(num_train_examples, np.ndarray) and num_train_examples.ndim == 2
 
-        def run(lo: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        # Every chunk is dispatched before any result is read: JAX runs them
+        # asynchronously, so packing chunk k+1 on the host overlaps with the
+        # devices evaluating chunk k.
+        pending = []
+        for lo in range(0, len(programs), self.chunk):
             part = list(programs[lo:lo + self.chunk])
             counts = num_train_examples[lo:lo + self.chunk] if per_program else num_train_examples
-            size = self.chunk if fixed_size else batch_size_for(len(part), min(MIN_BATCH, self.chunk))
-            out = evaluate_batch(part, arrays, self.memory, op_subsets=self.op_subsets, dtype=self.dtype,
-                                 seed=seed, max_abs_error=self.max_abs_error, num_train_examples=counts,
-                                 return_details=True, batch_size=size)
-            self._compiled.add((id(arrays), size))
-            return out
-
-        starts = list(range(0, len(programs), self.chunk))
-        sizes = {self.chunk if fixed_size else batch_size_for(len(programs[lo:lo + self.chunk]), min(MIN_BATCH, self.chunk))
-                 for lo in starts}
-        if self.threads > 1 and len(starts) > 1 and all((id(arrays), b) in self._compiled for b in sizes):
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="azero-eval")
-            results = list(self._pool.map(run, starts))
-        else:  # one at a time (also the first use of a shape, so it compiles once)
-            results = [run(lo) for lo in starts]
+            size = self.chunk if fixed_size else self._round(batch_size_for(len(part), min(MIN_BATCH, self.chunk)))
+            pending.append(dispatch_batch(part, arrays, self.memory, op_subsets=self.op_subsets, dtype=self.dtype,
+                                          seed=seed, max_abs_error=self.max_abs_error, num_train_examples=counts,
+                                          return_details=True, batch_size=size))
+        results = [p.result() for p in pending]
         fits = [r[0] for r in results]
         details = [r[1] for r in results]
         if len(fits) == 1:

@@ -9,6 +9,7 @@ function, so there is nothing to vectorize. Every random draw comes from the
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -133,7 +134,7 @@ class MutatorConfig:
     def ops(self, component: str) -> tuple[int, ...]:
         return getattr(self, f"{component}_ops")
 
-    @property
+    @functools.cached_property
     def mutable_components(self) -> tuple[str, ...]:
         """Components with a non-empty allowed-op list, in reference order."""
         return tuple(c for c in COMPONENTS if self.ops(c))

@@ -239,28 +239,15 @@ def evaluate_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskAr
     return dispatch_batch(programs, tasks, memory, **kwargs).result()
 
 
-def dispatch_batch(
-    programs: Sequence[Algorithm],
-    tasks: Sequence[Task] | TaskArrays,
-    memory: MemoryShape,
-    *,
-    op_subsets: dict[str, Sequence[int]] | None = None,
-    dtype: str = "float64",
-    seed: int = 0,
-    max_abs_error: float = fitness_lib.MAX_ABS_ERROR,
-    num_train_examples: Any = None,
-    return_details: bool = False,
-    devices: Sequence[Any] | None = None,
-    batch_size: int | None = None,
-    gate: str = "auto",
-):
+def dispatch_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
+                   op_subsets: dict[str, Sequence[int]] | None = None, devices: Sequence[Any] | None = None,
+                   batch_size: int | None = None, **kwargs) -> PendingEvaluation:
     """`evaluate_batch` without waiting: packs the programs and starts the
-    evaluation; returns a `PendingEvaluation`."""
+    evaluation (the other keyword arguments are `dispatch_compiled`'s);
+    returns a `PendingEvaluation`."""
     n_dev = len(jax.local_devices()) if devices is None else len(devices)
     if not isinstance(tasks, TaskArrays):
         tasks = TaskArrays(tasks)
     memory = memory.with_features(tasks.features)
     batch = compile_programs(programs, memory, op_subsets=op_subsets, batch_multiple=n_dev, batch_size=batch_size)
-    return dispatch_compiled(batch, tasks, memory, op_subsets=op_subsets, dtype=dtype, seed=seed,
-                             max_abs_error=max_abs_error, num_train_examples=num_train_examples,
-                             return_details=return_details, devices=devices, gate=gate)
+    return dispatch_compiled(batch, tasks, memory, op_subsets=op_subsets, devices=devices, **kwargs)

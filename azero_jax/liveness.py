@@ -6,9 +6,8 @@ overwritten or never read on any path to such an observation cannot change
 any result, so two programs that differ only in dead instructions compute
 exactly the same thing. Evolved programs carry a lot of such code (most of
 the demo's 10 Setup instructions, say); `strip_dead_code` shows what a found
-program actually does, and `canonical_key` identifies programs that are the
-same computation. (A probe memo keyed on it was tried for the FEC: exact, but
-computing the key cost as much as the probes it saved on the demo.)
+program actually does. (An FEC probe memo keyed on the live code was tried:
+exact, but computing the key cost as much as the probes it saved on the demo.)
 
 Control flow of an evaluation (spec §6): Setup -> Predict -> (Learn -> Predict)*
 with extra Predicts for validation; before every Predict and Learn the
@@ -17,13 +16,11 @@ addresses are dead across component boundaries. Liveness is the usual
 backward dataflow over that loop, iterated to its fixed point.
 
 Random-set ops draw from a counter stream keyed by the instruction's position,
-not from shared state, so a dead random op is dead too; `canonical_key` keeps
-positions (dead instructions become None) so live random ops keep their keys.
+not from shared state, so a dead random op is dead too; replacing dead
+instructions by NO_OPs keeps positions, so live random ops keep their draws.
 """
 
 from __future__ import annotations
-
-import math
 
 from azero_jax import ops as ops_lib
 from azero_jax.program import Algorithm, Instruction
@@ -43,24 +40,18 @@ _INPUTS = _bit(ops_lib.SCALAR, ops_lib.LABEL_ADDRESS) | _bit(ops_lib.VECTOR, ops
 
 
 def _effect(instr: Instruction) -> tuple[int, int, int]:
-    """(reads, writes, kills) bit masks of one instruction, cached on the
-    (immutable) object: children share most instructions with their parents."""
-    effect = instr.__dict__.get("_liveness_effect")
-    if effect is None:
-        spec = ops_lib.OPS[instr.op]
-        if spec.out is None:
-            effect = (0, 0, 0)
-        else:
-            reads = 0
-            if spec.in1 is not None:
-                reads |= _bit(spec.in1, instr.in1)
-            if spec.in2 is not None:
-                reads |= _bit(spec.in2, instr.in2)
-            writes = _bit(spec.out, instr.out)
-            # A partial write lets the old value flow through.
-            effect = (reads | writes, writes, 0) if spec.reads_out else (reads, writes, writes)
-        object.__setattr__(instr, "_liveness_effect", effect)
-    return effect
+    """(reads, writes, kills) bit masks of one instruction."""
+    spec = ops_lib.OPS[instr.op]
+    if spec.out is None:
+        return 0, 0, 0
+    reads = 0
+    if spec.in1 is not None:
+        reads |= _bit(spec.in1, instr.in1)
+    if spec.in2 is not None:
+        reads |= _bit(spec.in2, instr.in2)
+    writes = _bit(spec.out, instr.out)
+    # A partial write lets the old value flow through.
+    return (reads | writes, writes, 0) if spec.reads_out else (reads, writes, writes)
 
 
 def _live_in(code: tuple[Instruction, ...], live: int) -> int:
@@ -97,29 +88,6 @@ def live_instructions(algorithm: Algorithm) -> tuple[tuple[bool, ...], tuple[boo
     return (tuple(_live_mask(algorithm.setup, live_predict & ~_INPUTS)),
             tuple(_live_mask(algorithm.predict, out_predict)),
             tuple(_live_mask(algorithm.learn, live_predict & ~_INPUTS)))
-
-
-def _token(instr: Instruction) -> tuple:
-    """The instruction's fields, exact to the bit: unlike `==` on floats, +0.0
-    and -0.0 differ (1/x tells them apart). Cached on the (immutable) object:
-    parents and children share most instruction objects."""
-    token = instr.__dict__.get("_canonical_token")
-    if token is None:
-        signs = sum(1 << k for k, v in enumerate((instr.d, instr.f0, instr.f1, instr.f2))
-                    if v == 0.0 and math.copysign(1.0, v) < 0)
-        token = (instr.op, instr.in1, instr.in2, instr.out, instr.d, instr.f0, instr.f1, instr.f2, signs)
-        object.__setattr__(instr, "_canonical_token", token)
-    return token
-
-
-def canonical_key(algorithm: Algorithm) -> tuple:
-    """Hashable key, equal only for programs that compute exactly the same
-    thing because they differ in dead instructions at most (positions kept:
-    a dead instruction becomes None; constants compared bit for bit, NaN
-    never equal to a different NaN object)."""
-    masks = live_instructions(algorithm)
-    return tuple(tuple(_token(instr) if alive else None for instr, alive in zip(code, mask, strict=True))
-                 for code, mask in zip((algorithm.setup, algorithm.predict, algorithm.learn), masks, strict=True))
 
 
 def strip_dead_code(algorithm: Algorithm, *, keep_positions: bool = True) -> Algorithm:

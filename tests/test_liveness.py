@@ -1,7 +1,7 @@
 """Dead-code analysis: stripping dead instructions never changes any result
 (checked with the reference interpreter on random programs over all 65 ops,
-with NaN/Inf-provoking constants and random ops), and the canonical key tells
-apart exactly what can differ."""
+with NaN/Inf-provoking constants and random ops), and the analysis finds the
+dead instructions of hand-made cases."""
 
 from __future__ import annotations
 
@@ -84,20 +84,6 @@ def test_state_carried_through_the_loop_is_live():
         predict=(i("SCALAR_SUM", in1=2, in2=3, out=2), i("SCALAR_SUM", in1=2, in2=0, out=1)),
         learn=())
     assert all(all(mask) for mask in liveness.live_instructions(program))
-
-
-def test_canonical_key():
-    base = programs_lib.linear_algorithm((3, 1, 4))
-    dead_variant = base.replace(setup=base.setup[:1] + (make_instruction("SCALAR_CONST_SET", out=3, d=0.25),)
-                                + base.setup[2:])
-    assert liveness.live_instructions(base)[0][1:] == (False, False)
-    assert liveness.canonical_key(dead_variant) == liveness.canonical_key(base)
-    live_variant = base.replace(setup=(make_instruction("SCALAR_CONST_SET", out=2, d=0.02),) + base.setup[1:])
-    assert liveness.canonical_key(live_variant) != liveness.canonical_key(base)
-    # +0.0 and -0.0 compare equal as floats but 1/x tells them apart.
-    pos = base.replace(setup=(make_instruction("SCALAR_CONST_SET", out=2, d=0.0),) + base.setup[1:])
-    neg = base.replace(setup=(make_instruction("SCALAR_CONST_SET", out=2, d=-0.0),) + base.setup[1:])
-    assert pos == neg and liveness.canonical_key(pos) != liveness.canonical_key(neg)
 
 
 def test_removing_dead_code_shortens_and_keeps_results():

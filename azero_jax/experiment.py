@@ -659,7 +659,7 @@ class _Run:
         # checkpointed: a failed check changes nothing, a passed one ends the search.
         self.select_checked = -math.inf
         self.stop_search = False
-        self._select_tasks: tuple[dict[str, Any], list[tasks_lib.Task]] | None = None
+        self._select_tasks: list[tasks_lib.Task] | None = None  # the current experiment's
         self.cpu_start = time.process_time()
 
     # -- time / counters --
@@ -764,7 +764,7 @@ class _Run:
                 "select_tasks": [_listify(dataclasses.asdict(s)) for s in select],
                 "evaluator_seed": evaluator_seed, "evolution_seed": evolution_seed, "select_seed": select_seed}
 
-    def build(self, plan: dict[str, Any]) -> tuple[MemoryShape, CachedEvaluator, evolution_lib.RegularizedEvolution]:
+    def build(self, plan: dict[str, Any]) -> tuple[CachedEvaluator, evolution_lib.RegularizedEvolution]:
         cfg = self.config
         specs = [tasks_lib.TaskSpec(**s) for s in plan["search_tasks"]]
         search_tasks = tasks_lib.make_tasks(specs)
@@ -782,7 +782,7 @@ class _Run:
         generator = mutator_lib.InitialPopulation.from_config(cfg.initial_population, cfg.init_sizes, mutator_cfg)
         evo = evolution_lib.RegularizedEvolution(cfg.evolution_config(), mutator_lib.Mutator(mutator_cfg), generator,
                                                  evaluator, log=None, island_tasks=None if groups is None else groups[1])
-        return memory, evaluator, evo
+        return evaluator, evo
 
     def search_done(self, evaluator: CachedEvaluator, state: evolution_lib.EvolutionState,
                     plan: dict[str, Any]) -> bool:
@@ -804,9 +804,9 @@ class _Run:
     def select_fitness(self, program: Algorithm, plan: dict[str, Any]) -> float:
         """Fitness on this experiment's select tasks (fresh RNG: the plan's seed)."""
         start = time.perf_counter()
-        if self._select_tasks is None or self._select_tasks[0] is not plan:
-            self._select_tasks = (plan, tasks_lib.make_tasks([tasks_lib.TaskSpec(**s) for s in plan["select_tasks"]]))
-        select_tasks = self._select_tasks[1]
+        if self._select_tasks is None:
+            self._select_tasks = tasks_lib.make_tasks([tasks_lib.TaskSpec(**s) for s in plan["select_tasks"]])
+        select_tasks = self._select_tasks
         memory = self.config.memory_shape(select_tasks[0].features)
         value = evaluate_program(program, select_tasks, memory, seed=plan["select_seed"],
                                  max_abs_error=self.config.max_abs_error, config=self.config)
@@ -821,7 +821,7 @@ class _Run:
     def run_experiment(self) -> None:
         if self.current is None:
             plan = self.draw_plan()
-            memory, evaluator, evo = self.build(plan)
+            evaluator, evo = self.build(plan)
             self.log(f"experiment {self.experiment_index + 1}: search on {len(evaluator.tasks)} task(s), "
                      f"population {self.config.population_size} x {self.config.num_islands} island(s)")
             state = evo.init(plan["evolution_seed"])
@@ -830,7 +830,7 @@ class _Run:
                 self.maybe_checkpoint(evolution_state=state, evaluator=evaluator, plan=plan)
         else:
             plan = self.current["plan"]
-            memory, evaluator, evo = self.build(plan)
+            evaluator, evo = self.build(plan)
             saved = self.current["evaluator"]
             evaluator.num_individuals = int(saved["num_individuals"])
             evaluator.num_train_steps = int(saved["num_train_steps"])

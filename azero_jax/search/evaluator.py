@@ -215,7 +215,7 @@ class CachedEvaluator:
         programs = list(programs)
         n = len(self.tasks)
         if tasks is None:
-            task_lists: list[Sequence[int]] = [range(n)] * len(programs)
+            task_lists: list[Sequence[int]] = [tuple(range(n))] * len(programs)
         else:
             if len(tasks) != len(programs):
                 raise ValueError(f"tasks: one task list per program expected ({len(programs)}), got {len(tasks)}")
@@ -230,35 +230,31 @@ class CachedEvaluator:
         else:
             budgets = [[self._num_train(program, task) for task in self.tasks] for program in programs]
         self.num_individuals += len(programs)
+
+        def evaluate_on(which: Sequence[int], lists: Sequence[Sequence[int]]) -> list[list[float]]:
+            """Per-task fitnesses of programs `which` on their task `lists`."""
+            jobs = [Job(p, t, budgets[p][t]) for p, ts in zip(which, lists, strict=True) for t in ts]
+            values = self._evaluate_jobs(programs, jobs)
+            out, i = [], 0
+            for ts in lists:
+                out.append(values[i:i + len(ts)])
+                i += len(ts)
+            return out
+
+        everyone = range(len(programs))
         if not self.hurdle_tasks or self.hurdle_threshold is None:
-            jobs = [Job(p, t, budgets[p][t]) for p in range(len(programs)) for t in task_lists[p]]
-            per_task = self._evaluate_jobs(programs, jobs)
-            return self._combine_runs(per_task, [len(ts) for ts in task_lists])
+            return [fitness_lib.combine(v, self.combination) for v in evaluate_on(everyone, task_lists)]
         k = self.hurdle_tasks
-        firsts = [list(ts[:k]) for ts in task_lists]
-        jobs = [Job(p, t, budgets[p][t]) for p in range(len(programs)) for t in firsts[p]]
-        first = self._split_runs(self._evaluate_jobs(programs, jobs), [len(f) for f in firsts])
+        first = evaluate_on(everyone, [ts[:k] for ts in task_lists])
         out = [fitness_lib.combine(f, self.combination) for f in first]
-        passed = [i for i in range(len(programs)) if not out[i] < self.hurdle_threshold and len(task_lists[i]) > k]
-        self.num_hurdle_stops += sum(1 for i in range(len(programs)) if out[i] < self.hurdle_threshold)
+        remaining = [i for i in everyone if len(task_lists[i]) > k]
+        passed = [i for i in remaining if not out[i] < self.hurdle_threshold]
+        self.num_hurdle_stops += len(remaining) - len(passed)
         if passed:
-            rests = {i: list(task_lists[i][k:]) for i in passed}
-            jobs = [Job(p, t, budgets[p][t]) for p in passed for t in rests[p]]
-            rest = self._split_runs(self._evaluate_jobs(programs, jobs), [len(rests[p]) for p in passed])
+            rest = evaluate_on(passed, [task_lists[i][k:] for i in passed])
             for i, values in zip(passed, rest, strict=True):
                 out[i] = fitness_lib.combine(first[i] + values, self.combination)
         return out
-
-    @staticmethod
-    def _split_runs(values: list[float], lengths: Sequence[int]) -> list[list[float]]:
-        out, i = [], 0
-        for m in lengths:
-            out.append(values[i:i + m])
-            i += m
-        return out
-
-    def _combine_runs(self, values: list[float], lengths: Sequence[int]) -> list[float]:
-        return [fitness_lib.combine(v, self.combination) for v in self._split_runs(values, lengths)]
 
 
 class ReferenceEvaluator(CachedEvaluator):

@@ -76,3 +76,22 @@ def _uniforms(xp, key, shape, size, dtype, stream):
         return ((k + 0.5) / _TWO_POW_53).astype(dtype)
     k = (hi >> 8).astype(dtype)
     return ((k + 0.5) / _TWO_POW_24).astype(dtype)
+
+
+def evaluation_seeds(seed: int, first: int, count: int) -> np.ndarray:
+    """Stream seeds (uint32) for evaluations `first .. first + count - 1`.
+
+    The reference's shared mt19937 stream gives a program new random draws
+    each time it is evaluated. A search numbers its evaluations (individuals)
+    and keys each one's stream by `(seed, number)`, so a program with
+    random-set ops cannot be selected for one lucky draw, and the search stays
+    reproducible (and resumable: the number is checkpointed) on any backend.
+    """
+    number = np.arange(first, first + count, dtype=np.uint64)
+    lo = (number & np.uint64(_MASK32)).astype(np.uint32)
+    hi = (number >> np.uint64(32)).astype(np.uint32)
+    with np.errstate(over="ignore"):
+        h = _mix(np, np.uint32(seed & _MASK32) ^ np.uint32(0x5BD1E995))
+        h = _mix(np, h ^ lo)
+        h = _mix(np, (h * np.uint32(0x01000193)) ^ hi)
+    return h.astype(np.uint32)

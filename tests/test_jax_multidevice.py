@@ -22,9 +22,10 @@ _SCRIPT = textwrap.dedent("""
     memory = MemoryShape(4, 3, 2, 4)
     tasks = random_tasks(rng, 4, num_tasks=3)
     progs = random_programs(rng, memory, 50, max_size=8, op_ids=ops.ALL_OPS)
-    four, d4 = jax_eval.evaluate_batch(progs, tasks, memory, return_details=True)
+    seeds = rng.integers(0, 2**32, 50)  # one random stream per program, sharded with it
+    four, d4 = jax_eval.evaluate_batch(progs, tasks, memory, return_details=True, seed=seeds)
     one, d1 = jax_eval.evaluate_batch(progs, tasks, memory, devices=jax.devices()[:1], return_details=True,
-                                      batch_size=jax_eval.batch_bucket(50, 4))
+                                      batch_size=jax_eval.batch_bucket(50, 4), seed=seeds)
     np.testing.assert_array_equal(four, one)
     for k in d1:
         np.testing.assert_array_equal(d4[k], d1[k], err_msg=k)

@@ -223,7 +223,8 @@ def run_config(name: str, rows: list, summary: dict) -> None:
         n_lane = np.full((len(tasks), batch.batch), n_train, np.int32)
         compiled = fn.lower(tuple(batch.setup), tuple(batch.predict), tuple(batch.learn), arrays.x_steps,
                             arrays.y_steps, arrays.x_valid, arrays.y_valid, arrays.task_index,
-                            arrays.classification, n_lane, np.uint32(0), np.float64(100.0)).compile()
+                            arrays.classification, n_lane, np.zeros(batch.batch, np.uint32),
+                            np.float64(100.0)).compile()
     fus = hlo_fusions(compiled.as_text())
     try:
         mem = compiled.memory_analysis()

@@ -130,6 +130,18 @@ def _lane_train_counts(num_train_examples, arrays: TaskArrays, batch: int, n: in
     return np.minimum(req, arrays.max_train[:, None]).clip(0, None).astype(np.int32)
 
 
+def _lane_seeds(seed: Any, batch: int, n: int) -> np.ndarray:
+    """(P,) uint32 random stream seed per program lane."""
+    if isinstance(seed, (int, np.integer)):
+        return np.full(batch, int(seed) & 0xFFFFFFFF, dtype=np.uint32)
+    seeds = np.asarray(seed)
+    if seeds.shape != (n,) or not np.issubdtype(seeds.dtype, np.integer):
+        raise ValueError(f"seed must be an int or one integer per program ({n},); got {seeds.dtype} {seeds.shape}")
+    out = np.zeros(batch, dtype=np.uint32)
+    out[:n] = (seeds.astype(np.int64) & 0xFFFFFFFF).astype(np.uint32)
+    return out
+
+
 def _fitness(out: dict[str, np.ndarray], arrays: TaskArrays) -> np.ndarray:
     """(T, P) fitness from per-epoch validation losses (host, float64)."""
     loss = out["loss"].astype(np.float64)
@@ -180,7 +192,7 @@ def dispatch_compiled(
     *,
     op_subsets: dict[str, Sequence[int]] | None = None,
     dtype: str = "float64",
-    seed: int = 0,
+    seed: Any = 0,
     max_abs_error: float = fitness_lib.MAX_ABS_ERROR,
     num_train_examples: Any = None,
     return_details: bool = False,
@@ -200,11 +212,12 @@ def dispatch_compiled(
     st = Static(memory.scalars, memory.vectors, memory.matrices, arrays.features, dtype, subsets,
                 arrays.num_epochs, arrays.num_train, arrays.num_valid, gate, bool(return_details))
     n_lane = _lane_train_counts(num_train_examples, arrays, batch.batch, batch.num_programs)
+    lane_seed = _lane_seeds(seed, batch.batch, batch.num_programs)
     with _X64Scope(dtype):
         fn = build_evaluator(st, devices)
         out = fn(tuple(batch.setup), tuple(batch.predict), tuple(batch.learn), arrays.x_steps, arrays.y_steps,
                  arrays.x_valid, arrays.y_valid, arrays.task_index, arrays.classification, n_lane,
-                 np.uint32(seed & 0xFFFFFFFF), np.float64(max_abs_error))
+                 lane_seed, np.float64(max_abs_error))
     return PendingEvaluation(out, arrays, batch.num_programs, bool(return_details))
 
 
@@ -227,7 +240,8 @@ def evaluate_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskAr
         faster than the default full 65-op table).
       dtype: "float64" (bit-faithful to the reference up to libm ulps) or
         "float32" (fast; agrees to tolerance on well-conditioned programs).
-      seed: random-op stream seed (same stream as `azero_jax.reference`).
+      seed: random-op stream seed (same stream as `azero_jax.reference`): an
+        int, or one per program (n_programs,).
       num_train_examples: None (all epochs), an int, per task (T,), or per
         program and task (n_programs, T), e.g. from the train budget.
       return_details: also return a dict with train_steps, stopped_early,

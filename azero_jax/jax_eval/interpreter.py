@@ -255,7 +255,7 @@ class Context(NamedTuple):
     """Per-execution values shared by every instruction of one component run."""
 
     task_index: Any  # (T,) uint32
-    seed: Any  # () uint32
+    seed: Any  # (P,) uint32, one per program lane
     phase: int
     example: Any  # () int32
     component: int
@@ -284,13 +284,13 @@ def _apply_group(st: Static, group: Group, ints, floats, mem: Mem, active, ctx: 
     consts = [jnp.broadcast_to(floats[j][None, :], lane_shape) for j in range(4)]  # (T, P)
     u1 = u2 = None
     if any(o.random for o in group.ops):
-        key = rng_lib.instruction_key(jnp, ctx.seed, ctx.task_index, ctx.phase, ctx.example, ctx.component,
-                                      position)
+        key = rng_lib.instruction_key(jnp, ctx.seed[None, :], ctx.task_index[:, None], ctx.phase, ctx.example,
+                                      ctx.component, position)  # (T, P)
         elem_shape = out_shape[2:]
 
         def draws(stream):
-            u = jax.vmap(lambda k: rng_lib.uniforms(jnp, k, elem_shape, dtype, stream=stream))(key)  # (T, *e)
-            return jnp.broadcast_to(u[:, None], out_shape)
+            one = functools.partial(rng_lib.uniforms, jnp, shape=elem_shape, dtype=dtype, stream=stream)
+            return jax.vmap(jax.vmap(one))(key)  # (T, P, *e)
 
         u1, u2 = draws(0), draws(1)
     value = None
@@ -364,7 +364,7 @@ def evaluate_core(st: Static, setup, predict, learn, x_steps, y_steps, x_valid, 
 
       setup/predict/learn: (ints (L, 4, P), floats (L, 4, P), lengths (P,))
       x_steps (E, N, T, F), y_steps (E, N, T): train examples in epoch order
-      x_valid (NV, T, F), y_valid (NV, T); task_index (T,) uint32;
+      x_valid (NV, T, F), y_valid (NV, T); task_index (T,) uint32; seed (P,) uint32;
       classification (T,) bool; n_lane (T, P) int32 train examples per lane.
 
     Returns a dict of per-lane arrays (lane axes (T, P) last).
@@ -498,7 +498,7 @@ def build_evaluator(st: Static, devices: tuple[Any, ...]):
         mesh = Mesh(np.array(devices), ("p",))
         prog = (P(None, None, "p"), P(None, None, "p"), P("p"))
         rep = P()
-        in_specs = (prog, prog, prog, rep, rep, rep, rep, rep, rep, P(None, "p"), rep, rep)
+        in_specs = (prog, prog, prog, rep, rep, rep, rep, rep, rep, P(None, "p"), P("p"), rep)
         lane = P(None, "p")  # (T, P)
         epoch_lane = P(None, None, "p")  # (E, T, P)
         out_specs = dict(loss=epoch_lane, vstop=epoch_lane, validated=epoch_lane, steps=lane, stopped=lane)

@@ -27,6 +27,7 @@ import numpy as np
 
 from azero_jax import fitness as fitness_lib
 from azero_jax import reference
+from azero_jax import rng as rng_lib
 from azero_jax.program import Algorithm, MemoryShape
 from azero_jax.search.fec import FEC_RANDOM_SEED, FECCache, FECSpec, fec_hash
 from azero_jax.search.train_budget import TrainBudget
@@ -38,12 +39,15 @@ MIN_TRAIN_EXAMPLES = 10
 
 class Job(NamedTuple):
     """One (program, task) evaluation: indices into the batch and the task
-    list, and the number of train examples (all epochs) to use. (A NamedTuple:
-    a search builds ~10 per child, and frozen dataclasses are slow to make.)"""
+    list, the number of train examples (all epochs) to use, and the random
+    stream seed of a full evaluation (None: the evaluator's `seed`). (A
+    NamedTuple: a search builds ~10 per child, and frozen dataclasses are slow
+    to make.)"""
 
     program: int
     task: int
     num_train_examples: int
+    seed: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +80,11 @@ class CachedEvaluator:
     Subclasses implement `probe(programs, jobs)` and `full(programs, jobs)`
     (or, to hash a whole batch in a few array operations, `probe_keys`).
 
+    Random-set ops: every individual's full evaluations draw from a stream of
+    their own, keyed by (`seed`, its number among this evaluator's
+    individuals), as the reference's shared stream gives every evaluation new
+    draws; FEC probes use the reference's fixed probe seed.
+
     Hurdles (the paper's; off by default, as in the reference): with
     `hurdle_tasks = k`, once `set_population` has given the population's
     fitnesses, every candidate is first evaluated on the first k tasks only;
@@ -86,7 +95,7 @@ class CachedEvaluator:
 
     def __init__(self, tasks: Sequence[Task], *, fec_spec: FECSpec | None = None,
                  train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
-                 hurdle_tasks: int = 0, hurdle_percentile: float = 75.0):
+                 hurdle_tasks: int = 0, hurdle_percentile: float = 75.0, seed: int = 0):
         self.tasks = list(tasks)
         if not self.tasks:
             raise ValueError("an evaluator needs at least one task")
@@ -106,6 +115,7 @@ class CachedEvaluator:
         if not 0.0 <= float(hurdle_percentile) <= 100.0:
             raise ValueError(f"hurdle_percentile must lie in [0, 100], got {hurdle_percentile}")
         self.combination = combination
+        self.seed = int(seed)
         self.fec_spec = fec_spec
         self.cache = FECCache(fec_spec) if fec_spec is not None else None
         self.train_budget = train_budget
@@ -134,6 +144,10 @@ class CachedEvaluator:
         keys = [fec_hash(pr.train_errors, pr.valid_errors, self.tasks[job.task].index, job.num_train_examples)
                 for job, pr in zip(jobs, probes, strict=True)]
         return keys, [int(pr.train_steps) for pr in probes]
+
+    def job_seed(self, job: Job) -> int:
+        """The random stream seed of `job`'s full evaluation."""
+        return self.seed if job.seed is None else job.seed
 
     # -- counters --
     @property
@@ -229,11 +243,14 @@ class CachedEvaluator:
             budgets = [row] * len(programs)
         else:
             budgets = [[self._num_train(program, task) for task in self.tasks] for program in programs]
+        # Each individual's full evaluations draw from their own stream, keyed
+        # by its number (see `rng.evaluation_seeds`).
+        seeds = rng_lib.evaluation_seeds(self.seed, self.num_individuals, len(programs)).tolist()
         self.num_individuals += len(programs)
 
         def evaluate_on(which: Sequence[int], lists: Sequence[Sequence[int]]) -> list[list[float]]:
             """Per-task fitnesses of programs `which` on their task `lists`."""
-            jobs = [Job(p, t, budgets[p][t]) for p, ts in zip(which, lists, strict=True) for t in ts]
+            jobs = [Job(p, t, budgets[p][t], seeds[p]) for p, ts in zip(which, lists, strict=True) for t in ts]
             values = self._evaluate_jobs(programs, jobs)
             out, i = [], 0
             for ts in lists:
@@ -259,18 +276,16 @@ class CachedEvaluator:
 
 class ReferenceEvaluator(CachedEvaluator):
     """Evaluates with the NumPy reference interpreter, one (program, task) at
-    a time. `seed` keys the random-set ops of full evaluations; probes use
-    the reference's fixed FEC seed."""
+    a time."""
 
     def __init__(self, tasks: Sequence[Task], memory: MemoryShape, *, fec_spec: FECSpec | None = None,
                  train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
                  max_abs_error: float = fitness_lib.MAX_ABS_ERROR, seed: int = 0, hurdle_tasks: int = 0,
                  hurdle_percentile: float = 75.0):
         super().__init__(tasks, fec_spec=fec_spec, train_budget=train_budget, combination=combination,
-                         hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile)
+                         hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile, seed=seed)
         self.memory = memory
         self.max_abs_error = float(max_abs_error)
-        self.seed = int(seed)
 
     def probe(self, programs: Sequence[Algorithm], jobs: Sequence[Job]) -> list[ProbeResult]:
         assert self.fec_spec is not None
@@ -287,7 +302,7 @@ class ReferenceEvaluator(CachedEvaluator):
         out = []
         for job in jobs:
             r = reference.evaluate_task(
-                programs[job.program], self.tasks[job.task], self.memory, seed=self.seed,
+                programs[job.program], self.tasks[job.task], self.memory, seed=self.job_seed(job),
                 max_abs_error=self.max_abs_error, num_train_examples=job.num_train_examples)
             out.append(FullResult(float(r.fitness), int(r.train_steps)))
         return out

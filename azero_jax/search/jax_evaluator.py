@@ -103,7 +103,8 @@ class JaxEvaluator(CachedEvaluator):
     """Batched JAX evaluator for the search (see the module docstring).
 
     `op_subsets` are the ops the interpreter is compiled for (see
-    `op_subsets_for`); `seed` keys the random-set ops of full evaluations;
+    `op_subsets_for`); `seed` keys the random-set ops of full evaluations
+    (see `CachedEvaluator`);
     `task_groups` (one id per task) keeps islands' task collections in
     separate batched calls.
     """
@@ -115,10 +116,9 @@ class JaxEvaluator(CachedEvaluator):
                  hurdle_percentile: float = 75.0, chunk: int = DEFAULT_CHUNK,
                  task_groups: Sequence[int] | None = None):
         super().__init__(tasks, fec_spec=fec_spec, train_budget=train_budget, combination=combination,
-                         hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile)
+                         hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile, seed=seed)
         self.memory = memory.with_features(self.tasks[0].features)
         self.max_abs_error = float(max_abs_error)
-        self.seed = int(seed)
         self.dtype = dtype
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
@@ -141,14 +141,15 @@ class JaxEvaluator(CachedEvaluator):
     def _round(self, size: int) -> int:
         return -(-size // self.num_devices) * self.num_devices
 
-    def _run(self, programs: Sequence[Algorithm], arrays: TaskArrays, *, seed: int,
+    def _run(self, programs: Sequence[Algorithm], arrays: TaskArrays, *, seed: int | np.ndarray,
              num_train_examples: int | np.ndarray | None,
              fixed_size: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """evaluate_batch in chunks; fitness and the details used here,
         concatenated over chunks (num_train_examples: int, or per program
         and task). fixed_size pads every chunk to `chunk` programs: XLA's
         reductions (dot) may round differently at other batch sizes, and FEC
-        probes must give a program the same bits wherever it is evaluated."""
+        probes must give a program the same bits wherever it is evaluated.
+        seed: one for all, or one per program."""
         per_program = isinstance(num_train_examples, np.ndarray) and num_train_examples.ndim == 2
 
         # Every chunk is dispatched before any result is read: JAX runs them
@@ -158,9 +159,10 @@ class JaxEvaluator(CachedEvaluator):
         for lo in range(0, len(programs), self.chunk):
             part = list(programs[lo:lo + self.chunk])
             counts = num_train_examples[lo:lo + self.chunk] if per_program else num_train_examples
+            part_seed = seed[lo:lo + self.chunk] if isinstance(seed, np.ndarray) else seed
             size = self.chunk if fixed_size else self._round(batch_size_for(len(part), min(MIN_BATCH, self.chunk)))
             pending.append(dispatch_batch(part, arrays, self.memory, op_subsets=self.op_subsets, dtype=self.dtype,
-                                          seed=seed, max_abs_error=self.max_abs_error, num_train_examples=counts,
+                                          seed=part_seed, max_abs_error=self.max_abs_error, num_train_examples=counts,
                                           return_details=True, batch_size=size))
         results = [p.result() for p in pending]
         fits = [r[0] for r in results]
@@ -249,7 +251,12 @@ class JaxEvaluator(CachedEvaluator):
             # Lanes nobody asked for train on 0 examples (their results are dropped).
             counts = np.zeros((len(prog_ids), len(group.indices)), dtype=np.int64)
             counts[rows, cols] = [live_jobs[j].num_train_examples for j in positions]
-            fit, d = self._run([programs[p] for p in prog_ids], group.arrays, seed=self.seed,
+            job_seeds = np.array([self.job_seed(live_jobs[j]) & 0xFFFFFFFF for j in positions], dtype=np.uint32)
+            seeds = np.zeros(len(prog_ids), dtype=np.uint32)
+            seeds[rows] = job_seeds
+            if not np.array_equal(seeds[rows], job_seeds):
+                raise ValueError("the jobs of one program must share one random stream seed (one lane per program)")
+            fit, d = self._run([programs[p] for p in prog_ids], group.arrays, seed=seeds,
                                num_train_examples=counts)
             fits = fit[rows, cols].tolist()
             steps = d["train_steps"][rows, cols].tolist()

@@ -73,6 +73,21 @@ def test_full_table_equals_subset_and_gating_policies(demo_tasks):
     sub = jax_eval.evaluate_batch(progs, demo_tasks, memory, op_subsets=DEMO, gate="none")
     full = jax_eval.evaluate_batch(progs, demo_tasks, memory, gate="all")
     np.testing.assert_array_equal(sub, full)
+    auto = jax_eval.evaluate_batch(progs, demo_tasks, memory)  # full table, split and gated groups
+    np.testing.assert_array_equal(sub, auto)
+
+
+def test_group_policies():
+    # An experiment's subset: cheap groups computed for every lane, matrix/random ones gated.
+    groups = interpreter.make_groups(tuple(ops.BASELINE_LEARN_OPS))
+    assert {(g.out, g.gated) for g in groups} == {("m", True), ("s", False), ("v", False)}
+    # The 65-op table: every op in exactly one group, each group gated and of one operand signature.
+    groups = interpreter.make_groups(tuple(ops.ALL_OPS))
+    assert all(g.gated for g in groups)
+    assert sorted(o.id for g in groups for o in g.ops) == [o for o in ops.ALL_OPS if ops.OPS[o].out is not None]
+    for g in groups:
+        assert len({(o.out, o.in1, o.in2) for o in g.ops}) == 1
+    assert not any(g.gated for g in interpreter.make_groups(tuple(ops.ALL_OPS), "none"))
 
 
 def test_bucket_helpers():

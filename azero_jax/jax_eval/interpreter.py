@@ -11,16 +11,15 @@ measured ~2x slower on CPU: vmap's batching rules then insert transposes.)
 
 Dispatch: a `fori_loop` over instruction positions up to the longest *real*
 component in the (per-device) batch; per position, the component's allowed
-ops are split into groups by output kind and cost class. Each group reads
-only the operand kinds it needs (select chains: exact, sign of zero kept),
-computes its ops, selects the lane's op and writes with a one-hot mask.
-Expensive groups (anything touching a matrix, the F^3 product, random ops,
-transcendental scalars when the op set is large) run under `lax.cond` only
-when some lane of the batch needs them at this position (a (positions,
-groups) table computed once per call, outside the example loops); and the
-whole evaluation has a second variant without any gated group, taken when no
-program of the batch uses one, so a 65-op table costs little more than the
-experiment's subset.
+ops are split into groups by output kind and cost class (for the 65-op table
+also by operand kinds). Each group reads only the operand kinds it needs
+(select chains: exact, sign of zero kept), computes its ops, selects the
+lane's op and writes with a one-hot mask (matrices: an in-place scatter of
+one F x F element per lane). Expensive groups (anything touching a matrix,
+the F^3 product, random ops; every group of the 65-op table) run under
+`lax.cond` only when some lane of the batch needs them at this position (a
+(positions, groups) table computed once per call, outside the example loops),
+so a 65-op table costs little more than the experiment's subset.
 """
 
 from __future__ import annotations
@@ -93,24 +92,30 @@ def op_class(op: ops_lib.Op) -> str:
 def make_groups(op_ids: tuple[int, ...], gate: str = "auto") -> tuple[Group, ...]:
     """Partitions a component's allowed ops by (output kind, cost class).
 
-    "auto" gates F^2/F^3/random groups always and transcendental scalars when
-    the op set is large; "all" gates every group (when there are several);
-    "none" computes every allowed op for every lane.
+    "auto": small op sets (<= 16 ops, an experiment's subsets) gate the
+    F^2/F^3/random groups; large ones (the 65-op table) also split each
+    group by operand kinds and gate every group, so a lane pays only for
+    groups that some lane uses at that position (full table / baseline subset
+    cost 6.5x -> 2.9x, demo 2.8x -> 1.9x). "all" gates every group (when
+    there are several); "none" computes every allowed op for every lane.
     """
-    by_key: dict[tuple[str, str], list[ops_lib.Op]] = {}
+    by_key: dict[tuple, list[ops_lib.Op]] = {}
+    large = len(set(op_ids)) > 16
+    split = gate == "auto" and large
     for i in sorted(set(op_ids)):
         op = ops_lib.OPS[i]
         if op.out is None:
             continue
-        by_key.setdefault((op.out, op_class(op)), []).append(op)
+        key = (op.out, op_class(op)) + ((str(op.in1), str(op.in2)) if split else ())
+        by_key.setdefault(key, []).append(op)
     groups = []
-    for (out, cls), group_ops in sorted(by_key.items()):
+    for (out, cls, *_), group_ops in sorted(by_key.items()):
         if gate == "none" or len(by_key) == 1:
             gated = False
-        elif gate == "all":
+        elif gate == "all" or split:
             gated = True
         else:
-            gated = cls in ("quad", "cubic", "random") or (cls == "transc" and len(op_ids) > 16)
+            gated = cls in ("quad", "cubic", "random")
         groups.append(Group(out, tuple(group_ops), gated))
     return tuple(groups)
 
@@ -234,6 +239,23 @@ def _read(bank, address):
     return out
 
 
+# Output kinds written with an in-place scatter of one element per lane instead of
+# a masked select over the whole bank: for the matrix bank (F x F per address)
+# the select pass plus the copy XLA then inserts cost more (baseline, F = 16:
+# -26 % time); vectors and scalars are faster with the select (demo: +27 %).
+SCATTER_KINDS: frozenset[str] = frozenset({ops_lib.MATRIX})
+
+
+def _write_scatter(bank, address, value, mask):
+    """Like `_write`, as an in-place scatter of one element per lane."""
+    old = _read(bank, address)
+    new = jnp.where(mask.reshape(mask.shape + (1,) * (value.ndim - 2)), value, old)
+    t, p = bank.shape[:2]
+    ti = jnp.arange(t)[:, None]
+    pi = jnp.arange(p)[None, :]
+    return bank.at[ti, pi, address[None, :]].set(new, unique_indices=True, indices_are_sorted=True)
+
+
 def _write(bank, address, value, mask):
     """bank[:, :, address] = value on lanes where mask (T, P) holds."""
     size = bank.shape[2]
@@ -261,24 +283,21 @@ class Context(NamedTuple):
     component: int
 
 
-def _apply_group(st: Static, group: Group, ints, floats, mem: Mem, active, ctx: Context, position,
-                 src: Mem | None = None) -> Mem:
-    """Runs `group` for its lanes: operands are read from `src` (the memory
-    before this instruction; every lane runs exactly one op, so reading it
-    instead of `mem` changes nothing but lets the groups' kernels run
-    independently), the output is written into `mem`."""
-    src = mem if src is None else src
+def _group_value(st: Static, group: Group, ints, floats, src: Mem, ctx: Context, position):
+    """The value each lane of `group` writes at this instruction, computed
+    from `src` (the memory before the instruction; every lane runs exactly one
+    op, so all groups read the same memory), and which lanes run the group."""
     op = ints[0]
     in_group = functools.reduce(jnp.logical_or, [op == o.id for o in group.ops])
-    lane_shape = active.shape  # (T, P)
+    lane_shape = src.s.shape[:2]  # (T, P)
     f = st.features
-    dtype = mem.s.dtype
+    dtype = src.s.dtype
     reads1 = {k: _read(_bank(src, k), ints[1]) for k in {o.in1 for o in group.ops} if k is not None}
     reads2 = {k: _read(_bank(src, k), ints[2]) for k in {o.in2 for o in group.ops} if k is not None}
-    out_bank = _bank(mem, group.out)
+    out_bank = _bank(src, group.out)
     out_shape = out_bank.shape[:2] + out_bank.shape[3:]
     if any(o.reads_out for o in group.ops):
-        old = _read(_bank(src, group.out), ints[3])
+        old = _read(out_bank, ints[3])
     else:
         old = jnp.zeros(out_shape, dtype)  # only its dtype/shape is read; DCE'd
     consts = [jnp.broadcast_to(floats[j][None, :], lane_shape) for j in range(4)]  # (T, P)
@@ -303,8 +322,20 @@ def _apply_group(st: Static, group: Group, ints, floats, mem: Mem, active, ctx: 
             value = r
         else:
             value = jnp.where(_lanes(op == o.id, r.ndim), r, value)
-    mask = active & in_group[None, :]
-    return _with_bank(mem, group.out, _write(out_bank, ints[3], value, mask))
+    return value, in_group
+
+
+def _write_group(mem: Mem, kind: str, address, value, mask) -> Mem:
+    write = _write_scatter if kind in SCATTER_KINDS else _write
+    return _with_bank(mem, kind, write(_bank(mem, kind), address, value, mask))
+
+
+def _apply_group(st: Static, group: Group, ints, floats, mem: Mem, active, ctx: Context, position,
+                 src: Mem | None = None) -> Mem:
+    """Runs `group` for its lanes: operands are read from `src` (default
+    `mem`), the output is written into `mem`."""
+    value, in_group = _group_value(st, group, ints, floats, mem if src is None else src, ctx, position)
+    return _write_group(mem, group.out, ints[3], value, active & in_group[None, :])
 
 
 def gate_table(st: Static, comp: int, arrays):
@@ -469,12 +500,13 @@ def evaluate_core(st: Static, setup, predict, learn, x_steps, y_steps, x_valid, 
         return dict(per_epoch, steps=steps, stopped=~alive)
 
     used = [jnp.any(t) for t in tables.values() if t is not None]
-    if not used or max(len(st.op_subsets[1]), len(st.op_subsets[2])) <= 16:
+    some_ungated = any(not g.gated for k in (1, 2) for g in make_groups(st.op_subsets[k], st.gate))
+    if not used or not some_ungated or max(len(st.op_subsets[1]), len(st.op_subsets[2])) <= 16:
         return run(mem, True)
-    # Large op tables: a variant without the gated groups, taken when no
-    # program of the batch uses one in Predict/Learn (e.g. an experiment's
-    # subset programs evaluated under the full table). Small subsets skip it:
-    # their gated groups are nearly always used and it would double compile time.
+    # Large op tables with ungated groups (gate="none"/explicit policies): a
+    # variant without the gated groups, taken when no program of the batch
+    # uses one in Predict/Learn. Small subsets skip it: their gated groups are
+    # nearly always used and it would double compile time.
     return lax.cond(functools.reduce(jnp.logical_or, used), functools.partial(run, use_gated=True),
                     functools.partial(run, use_gated=False), mem)
 

@@ -83,9 +83,10 @@ def evaluation_seeds(seed: int, first: int, count: int) -> np.ndarray:
 
     The reference's shared mt19937 stream gives a program new random draws
     each time it is evaluated. A search numbers its evaluations (individuals)
-    and keys each one's stream by `(seed, number)`, so a program with
-    random-set ops cannot be selected for one lucky draw, and the search stays
-    reproducible (and resumable: the number is checkpointed) on any backend.
+    and keys each one's stream by `(seed, number)`: every copy of a program
+    with random-set ops gets new draws, so evolution cannot keep re-selecting
+    one lucky draw, and the search stays reproducible (and resumable: the
+    number is checkpointed) on any backend.
     """
     number = np.arange(first, first + count, dtype=np.uint64)
     lo = (number & np.uint64(_MASK32)).astype(np.uint32)

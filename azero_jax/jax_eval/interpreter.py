@@ -95,9 +95,9 @@ def make_groups(op_ids: tuple[int, ...], gate: str = "auto") -> tuple[Group, ...
     "auto": small op sets (<= 16 ops, an experiment's subsets) gate the
     F^2/F^3/random groups; large ones (the 65-op table) also split each
     group by operand kinds and gate every group, so a lane pays only for
-    groups that some lane uses at that position (full table / baseline subset
-    cost 6.5x -> 2.9x, demo 2.8x -> 1.9x). "all" gates every group (when
-    there are several); "none" computes every allowed op for every lane.
+    groups that some lane uses at that position (docs/performance.md has the
+    figures). "all" gates every group (when there are several); "none"
+    computes every allowed op for every lane.
     """
     by_key: dict[tuple, list[ops_lib.Op]] = {}
     large = len(set(op_ids)) > 16
@@ -350,16 +350,12 @@ def gate_table(st: Static, comp: int, arrays):
                       for g in gated], axis=1)
 
 
-def run_component(st: Static, comp: int, arrays, mem: Mem, active, ctx: Context, needed=None,
-                  use_gated: bool = True) -> Mem:
+def run_component(st: Static, comp: int, arrays, mem: Mem, active, ctx: Context, needed=None) -> Mem:
     """Executes component `comp` (0 setup, 1 predict, 2 learn) on every lane;
     lanes where `active` is False are left untouched. `needed`: the component's
-    `gate_table` (else computed here); `use_gated=False` skips the gated groups
-    (the caller knows that no lane of the batch uses one)."""
+    `gate_table` (else computed here)."""
     ints_all, floats_all, n = arrays
     groups = make_groups(st.op_subsets[comp], st.gate)
-    if not use_gated:
-        groups = tuple(g for g in groups if not g.gated)
     if not groups:
         return mem
     if needed is None and any(g.gated for g in groups):
@@ -437,13 +433,13 @@ def evaluate_core(st: Static, setup, predict, learn, x_steps, y_steps, x_valid, 
 
     tables = {k: gate_table(st, k, arr) for k, arr in ((1, predict_c), (2, learn_c))}
 
-    def train_step(carry, xs, use_gated=True):
+    def train_step(carry, xs):
         mem, alive, steps = carry
         x, y, step = xs  # (T, F), (T,), ()
         active = alive & (step < n_lane)
         mem = set_inputs(mem, x, jnp.zeros((), dtype), active)
         mem = run_component(st, c("predict"), predict_c, mem, active,
-                            Context(task_index, seed, rng_lib.PHASE_TRAIN, step, c("predict")), tables[1], use_gated)
+                            Context(task_index, seed, rng_lib.PHASE_TRAIN, step, c("predict")), tables[1])
         pa = ops_lib.PREDICTION_ADDRESS
         raw = mem.s[:, :, pa]
         s1 = jnp.where(cls, _sigmoid(raw), raw)
@@ -455,16 +451,16 @@ def evaluate_core(st: Static, setup, predict, learn, x_steps, y_steps, x_valid, 
         alive = alive & ~(active & bad)
         mem = set_inputs(mem, x, y[:, None], learn_active)
         mem = run_component(st, c("learn"), learn_c, mem, learn_active,
-                            Context(task_index, seed, rng_lib.PHASE_TRAIN, step, c("learn")), tables[2], use_gated)
+                            Context(task_index, seed, rng_lib.PHASE_TRAIN, step, c("learn")), tables[2])
         return (mem, alive, steps), (error if st.details else None)
 
-    def valid_step(carry, xs, validated, epoch, use_gated=True):
+    def valid_step(carry, xs, validated, epoch):
         mem, loss, vstop = carry
         x, y, i = xs
         mem = set_inputs(mem, x, jnp.zeros((), dtype), validated)
         mem = run_component(st, c("predict"), predict_c, mem, validated,
                             Context(task_index, seed, rng_lib.PHASE_VALID, epoch * st.num_valid + i, c("predict")),
-                            tables[1], use_gated)
+                            tables[1])
         pred = mem.s[:, :, ops_lib.PREDICTION_ADDRESS]
         y = y[:, None]
         p = _sigmoid(pred)
@@ -476,39 +472,25 @@ def evaluate_core(st: Static, setup, predict, learn, x_steps, y_steps, x_valid, 
         vstop = vstop | jnp.isnan(error) | (jnp.abs(error) > max_abs_error)
         return (mem, loss, vstop), (pred if st.details else None)
 
-    def epoch_step(carry, xs, use_gated=True):
+    def epoch_step(carry, xs):
         mem, alive, steps = carry
         x_e, y_e, epoch = xs
         step_ids = epoch * st.num_train + jnp.arange(st.num_train, dtype=jnp.int32)
-        (mem, alive, steps), train_err = lax.scan(functools.partial(train_step, use_gated=use_gated),
-                                                  (mem, alive, steps), (x_e, y_e, step_ids))
+        (mem, alive, steps), train_err = lax.scan(train_step, (mem, alive, steps), (x_e, y_e, step_ids))
         validated = alive & (epoch * st.num_train < n_lane)
         vinit = (mem, jnp.zeros(lanes, dtype), jnp.zeros(lanes, bool))
         (mem, loss, vstop), preds = lax.scan(
-            functools.partial(valid_step, validated=validated, epoch=epoch, use_gated=use_gated), vinit,
+            functools.partial(valid_step, validated=validated, epoch=epoch), vinit,
             (x_valid, y_valid, jnp.arange(st.num_valid, dtype=jnp.int32)))
         out = dict(loss=loss, vstop=vstop, validated=validated)
         if st.details:
             out.update(train_errors=train_err, valid_predictions=preds)
         return (mem, alive, steps), out
 
-    def run(mem, use_gated):
-        init = (mem, all_lanes, jnp.zeros(lanes, jnp.int32))
-        (mem, alive, steps), per_epoch = lax.scan(
-            functools.partial(epoch_step, use_gated=use_gated), init,
-            (x_steps, y_steps, jnp.arange(st.num_epochs, dtype=jnp.int32)))
-        return dict(per_epoch, steps=steps, stopped=~alive)
-
-    used = [jnp.any(t) for t in tables.values() if t is not None]
-    some_ungated = any(not g.gated for k in (1, 2) for g in make_groups(st.op_subsets[k], st.gate))
-    if not used or not some_ungated or max(len(st.op_subsets[1]), len(st.op_subsets[2])) <= 16:
-        return run(mem, True)
-    # Large op tables with ungated groups (gate="none"/explicit policies): a
-    # variant without the gated groups, taken when no program of the batch
-    # uses one in Predict/Learn. Small subsets skip it: their gated groups are
-    # nearly always used and it would double compile time.
-    return lax.cond(functools.reduce(jnp.logical_or, used), functools.partial(run, use_gated=True),
-                    functools.partial(run, use_gated=False), mem)
+    init = (mem, all_lanes, jnp.zeros(lanes, jnp.int32))
+    (mem, alive, steps), per_epoch = lax.scan(epoch_step, init,
+                                              (x_steps, y_steps, jnp.arange(st.num_epochs, dtype=jnp.int32)))
+    return dict(per_epoch, steps=steps, stopped=~alive)
 
 
 def _shard_map(fn, mesh, in_specs, out_specs):

@@ -283,21 +283,24 @@ class Context(NamedTuple):
     component: int
 
 
-def _group_value(st: Static, group: Group, ints, floats, src: Mem, ctx: Context, position):
-    """The value each lane of `group` writes at this instruction, computed
-    from `src` (the memory before the instruction; every lane runs exactly one
-    op, so all groups read the same memory), and which lanes run the group."""
+def _apply_group(st: Static, group: Group, ints, floats, mem: Mem, active, ctx: Context, position,
+                 src: Mem | None = None) -> Mem:
+    """Runs `group` for its lanes: operands are read from `src` (the memory
+    before this instruction; every lane runs exactly one op, so reading it
+    instead of `mem` changes nothing but lets the groups' kernels run
+    independently), the output is written into `mem`."""
+    src = mem if src is None else src
     op = ints[0]
     in_group = functools.reduce(jnp.logical_or, [op == o.id for o in group.ops])
-    lane_shape = src.s.shape[:2]  # (T, P)
+    lane_shape = active.shape  # (T, P)
     f = st.features
-    dtype = src.s.dtype
+    dtype = mem.s.dtype
     reads1 = {k: _read(_bank(src, k), ints[1]) for k in {o.in1 for o in group.ops} if k is not None}
     reads2 = {k: _read(_bank(src, k), ints[2]) for k in {o.in2 for o in group.ops} if k is not None}
-    out_bank = _bank(src, group.out)
+    out_bank = _bank(mem, group.out)
     out_shape = out_bank.shape[:2] + out_bank.shape[3:]
     if any(o.reads_out for o in group.ops):
-        old = _read(out_bank, ints[3])
+        old = _read(_bank(src, group.out), ints[3])
     else:
         old = jnp.zeros(out_shape, dtype)  # only its dtype/shape is read; DCE'd
     consts = [jnp.broadcast_to(floats[j][None, :], lane_shape) for j in range(4)]  # (T, P)
@@ -322,20 +325,9 @@ def _group_value(st: Static, group: Group, ints, floats, src: Mem, ctx: Context,
             value = r
         else:
             value = jnp.where(_lanes(op == o.id, r.ndim), r, value)
-    return value, in_group
-
-
-def _write_group(mem: Mem, kind: str, address, value, mask) -> Mem:
-    write = _write_scatter if kind in SCATTER_KINDS else _write
-    return _with_bank(mem, kind, write(_bank(mem, kind), address, value, mask))
-
-
-def _apply_group(st: Static, group: Group, ints, floats, mem: Mem, active, ctx: Context, position,
-                 src: Mem | None = None) -> Mem:
-    """Runs `group` for its lanes: operands are read from `src` (default
-    `mem`), the output is written into `mem`."""
-    value, in_group = _group_value(st, group, ints, floats, mem if src is None else src, ctx, position)
-    return _write_group(mem, group.out, ints[3], value, active & in_group[None, :])
+    write = _write_scatter if group.out in SCATTER_KINDS else _write
+    mask = active & in_group[None, :]
+    return _with_bank(mem, group.out, write(out_bank, ints[3], value, mask))
 
 
 def gate_table(st: Static, comp: int, arrays):

@@ -251,8 +251,8 @@ class JaxEvaluator(CachedEvaluator):
             # Lanes nobody asked for train on 0 examples (their results are dropped).
             counts = np.zeros((len(prog_ids), len(group.indices)), dtype=np.int64)
             counts[rows, cols] = [live_jobs[j].num_train_examples for j in positions]
-            job_seeds = np.array([self.job_seed(live_jobs[j]) & 0xFFFFFFFF for j in positions], dtype=np.uint32)
-            seeds = np.zeros(len(prog_ids), dtype=np.uint32)
+            job_seeds = np.array([self.job_seed(live_jobs[j]) for j in positions], dtype=np.int64)
+            seeds = np.zeros(len(prog_ids), dtype=np.int64)  # made uint32 by dispatch_compiled
             seeds[rows] = job_seeds
             if not np.array_equal(seeds[rows], job_seeds):
                 raise ValueError("the jobs of one program must share one random stream seed (one lane per program)")

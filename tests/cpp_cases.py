@@ -1,11 +1,23 @@
-"""Access to the authors' C++ reference cases in ../shared/cpp_reference_cases."""
+"""Access to the authors' C++ reference cases, kept in the repository as
+tests/data/cpp_reference_cases.tar.xz (see tests/data/README.md).
+
+cases_dir() extracts the archive (standard library only) into a fresh temporary
+folder outside the repository on first use and removes it at exit; nothing is
+written into the checkout. AZERO_CPP_CASES=<folder> uses an already extracted
+copy (a folder holding manifest.json) instead.
+"""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import math
 import os
 import pathlib
+import shutil
+import tarfile
+import tempfile
 
 import numpy as np
 
@@ -13,23 +25,40 @@ from azero_jax import serialization
 from azero_jax.program import COMPONENTS, MemoryShape
 from azero_jax.tasks import Task
 
-CASES_DIR = pathlib.Path(
-    os.environ.get("AZERO_CPP_CASES", pathlib.Path(__file__).resolve().parents[2] / "shared" / "cpp_reference_cases")
-)
+ARCHIVE = pathlib.Path(__file__).resolve().parent / "data" / "cpp_reference_cases.tar.xz"
+
+
+@functools.cache
+def cases_dir() -> pathlib.Path:
+    """The folder holding manifest.json, case_0000/, ... (extracted once per process)."""
+    override = os.environ.get("AZERO_CPP_CASES")
+    if override:
+        return pathlib.Path(override)
+    if not ARCHIVE.is_file():
+        raise FileNotFoundError(f"C++ reference cases not found: {ARCHIVE} is missing")
+    root = pathlib.Path(tempfile.mkdtemp(prefix="azero_jax_cpp_cases_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    with tarfile.open(ARCHIVE, "r:xz") as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(root, filter="data")
+        else:  # Python without extraction filters; the archive is the repository's own
+            tar.extractall(root)
+    return root / "cpp_reference_cases"
 
 
 def load_manifest() -> dict:
-    path = CASES_DIR / "manifest.json"
+    path = cases_dir() / "manifest.json"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"C++ reference cases not found at {CASES_DIR} (expected ../shared/cpp_reference_cases beside the "
-            "repository); set AZERO_CPP_CASES to their folder"
-        )
+        raise FileNotFoundError(f"C++ reference cases not found: no {path} (AZERO_CPP_CASES overrides the folder)")
     return json.loads(path.read_text())
 
 
+def read_program(case: dict) -> str:
+    return (cases_dir() / case["program"]).read_text()
+
+
 def case_task(case: dict) -> Task:
-    data = np.load(CASES_DIR / case["data"])
+    data = np.load(cases_dir() / case["data"])
     return Task(data["x_train"], data["y_train"], data["x_valid"], data["y_valid"], eval_type=case["eval_type"],
                 name=case["id"])
 
@@ -80,8 +109,7 @@ def jax_mismatches(manifest: dict, case: dict) -> list[str]:
     from azero_jax import jax_eval  # JAX only where needed
 
     memory = case_memory(manifest, case)
-    algorithm = serialization.parse_algorithm((CASES_DIR / case["program"]).read_text(),
-                                              source=case["program"], memory=memory)
+    algorithm = serialization.parse_algorithm(read_program(case), source=case["program"], memory=memory)
     used = sorted(algorithm.ops_used() | {0})
     fitness, details = jax_eval.evaluate_batch(
         [algorithm], [case_task(case)], memory, dtype="float64", return_details=True,

@@ -1,6 +1,6 @@
-"""Fidelity to the authors' C++ code: every case in ../shared/cpp_reference_cases
-evaluates identically with the reference interpreter, and its program text
-parses and prints back byte for byte."""
+"""Fidelity to the authors' C++ code: every case in
+tests/data/cpp_reference_cases.tar.xz evaluates identically with the reference
+interpreter, and its program text parses and prints back byte for byte."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_manifest_has_all_cases():
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_reference_interpreter_matches_cpp(case):
-    text = (cpp_cases.CASES_DIR / case["program"]).read_text()
+    text = cpp_cases.read_program(case)
     memory = cpp_cases.case_memory(MANIFEST, case)
     algorithm = serialization.parse_algorithm(text, source=case["program"], memory=memory)
     assert serialization.format_algorithm(algorithm) == text

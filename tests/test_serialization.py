@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import pathlib
 import pickle
 import random
@@ -19,15 +18,13 @@ from azero_jax import ops as ops_lib
 from azero_jax import serialization as ser
 from azero_jax.generators import random_algorithm, random_instruction
 from azero_jax.program import COMPONENTS, NO_OP, Algorithm, Instruction, MemoryShape, ProgramError
+from tests import cpp_cases
 
 BIG_MEMORY = MemoryShape(20, 20, 20, 4)
 
 
 def cpp_cases_dir() -> pathlib.Path:
-    override = os.environ.get("AZERO_CPP_CASES")
-    if override:
-        return pathlib.Path(override)
-    return pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "cpp_reference_cases"
+    return pathlib.Path(cpp_cases.cases_dir())
 
 
 def reference_programs() -> list[pathlib.Path]:
@@ -36,7 +33,7 @@ def reference_programs() -> list[pathlib.Path]:
     if not programs:
         pytest.fail(
             f"C++ reference cases not found: no case_*/program.txt under {folder} "
-            "(expected ../shared/cpp_reference_cases beside the repo, or set AZERO_CPP_CASES)"
+            "(they ship in tests/data/cpp_reference_cases.tar.xz; AZERO_CPP_CASES overrides the folder)"
         )
     return programs
 

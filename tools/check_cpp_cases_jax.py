@@ -5,7 +5,8 @@
 
 Each case has its own data shape, so each is one compilation (with only the
 ops that case uses). The last line is 'N passed, M failed'. The test suite runs
-a fixed slice of these (tests/test_cpp_reference_cases.py).
+a fixed slice of these (tests/test_cpp_reference_cases.py). The cases are read
+from tests/data/cpp_reference_cases.tar.xz by the tests' loader, tests/cpp_cases.py.
 """
 
 from __future__ import annotations

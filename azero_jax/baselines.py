@@ -11,8 +11,8 @@
   Adam, optax), learning rate picked on T_select: the ordinary-ML reference
   point.
 
-All program evaluations use the reference interpreter, or
-`jax_eval.evaluate_batch` (all trials in one batch) with backend="jax".
+All program evaluations go through `azero_jax.evaluation` on the given
+backend ("reference", or "xla": all trials in one batch), in float64.
 Every fitness here is the mean validation accuracy over the tasks (the
 driver's select/final fitness); `*_test` figures score the same trained
 models on each task's held-out test split instead.
@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from azero_jax import evaluation, serialization
+from azero_jax import fitness as fitness_lib
 from azero_jax import ops as ops_lib
 from azero_jax import programs as programs_lib
-from azero_jax import reference, serialization
 from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
 from azero_jax.tasks import Task
 
-BACKENDS = ("reference", "jax")
+BACKENDS = evaluation.BACKENDS
 
 # Random-search ranges (log-uniform) for the hand-written programs.
 LEARNING_RATE_RANGE = (1e-4, 1.0)
@@ -74,16 +75,14 @@ def with_test_as_valid(tasks: Sequence[Task], x_test: np.ndarray, y_test: np.nda
 def evaluate_programs(programs: Sequence[Algorithm], tasks: Sequence[Task], memory: MemoryShape, *,
                       backend: str = "reference", seed: int = 0) -> np.ndarray:
     """Mean fitness over `tasks` of each program (select/final evaluation:
-    MEAN, no FEC, no train budget)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    MEAN, no FEC, no train budget; float64 on every backend)."""
+    try:
+        backend = evaluation.resolve_backend(backend)
+    except ValueError as e:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}") from e
     memory = memory.with_features(tasks[0].features)
-    if backend == "jax":
-        from azero_jax import jax_eval
-
-        fit = np.asarray(jax_eval.evaluate_batch(list(programs), list(tasks), memory, seed=seed, dtype="float64"))
-        return fit.mean(axis=1)
-    return np.array([reference.evaluate(p, tasks, memory, seed=seed).fitness for p in programs])
+    fit = evaluation.task_fitnesses(list(programs), list(tasks), memory, seed=seed, backend=backend, dtype="float64")
+    return np.array([fitness_lib.combine(row, fitness_lib.MEAN) for row in fit.tolist()])
 
 
 def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:

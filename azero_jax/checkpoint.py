@@ -1,8 +1,8 @@
 """Atomic JSON checkpoints of a search run (resume after a kill).
 
-A checkpoint is one JSON file written atomically (temp file in the same
-directory, fsync, os.replace), so a kill mid-write leaves the previous
-checkpoint intact. It stores a hash of the search-defining config so a resume
+A checkpoint is one JSON file written atomically (`azero_jax.fileio`: temp
+file in the same directory, fsync, os.replace), so a kill mid-write leaves
+the previous checkpoint intact. It stores a hash of the search-defining config so a resume
 with a different search space fails loudly instead of silently mixing runs.
 What goes inside is the driver's business (`azero_jax.experiment`).
 """
@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from typing import Any
+
+from azero_jax import fileio
 
 FORMAT = "azero-jax-checkpoint"
 VERSION = 1
@@ -33,32 +34,9 @@ def config_hash(data: dict[str, Any]) -> str:
 def save(path: str | os.PathLike[str], state: dict[str, Any], *, config_digest: str) -> None:
     """Writes `state` (JSON-able) with the format header and config hash,
     atomically: readers see either the old or the new checkpoint, never a mix."""
-    target = os.fspath(path)
     payload = {"format": FORMAT, "version": VERSION, "config_hash": config_digest, "state": state}
     text = json.dumps(payload, allow_nan=True, separators=(",", ":"))
-    directory = os.path.dirname(os.path.abspath(target))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".part", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (best effort; not all systems allow it)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    fileio.atomic_write_text(path, text, prefix=".ckpt-")
 
 
 def load(path: str | os.PathLike[str], *, config_digest: str | None = None) -> dict[str, Any]:

@@ -1,11 +1,41 @@
 """Shared behaviour of the absl entry points: bad input is one `error:` line
-and exit status 2, never a traceback."""
+and exit status 2, never a traceback; and the config flags, generated from
+`ExperimentConfig` so that a run's settings have one schema.
+
+Flag scheme of the experiment entry points (`define_config_flags`):
+
+  --<field>=VALUE   one flag per `ExperimentConfig` field, under the field's
+                    own name (--population_size=100, --backend=reference,
+                    --max_train_steps=2e8, --sufficient_fitness=none,
+                    --memory=[4,3,1] or 4,3,1, --fec='{"num_train_examples": 10}',
+                    --search_tasks=demo_search). Every one defaults to "not
+                    given": the preset's / config file's / script's value.
+                    Numbers as usual (integers also as 2e8), booleans as
+                    --flag / --noflag, `none` or `null` clears an optional
+                    field, lists and dicts as JSON (lists also as a
+                    comma-separated list).
+  --set KEY=VALUE   repeatable, applied after the flags above: VALUE is JSON,
+                    or else a plain string (--set population_size=7,
+                    --set backend=reference, --set 'fec=null').
+  --seed, --islands, --max_minutes
+                    aliases of --random_seed, --num_islands and
+                    --max_seconds/60 (--max_minutes=0: no time budget);
+                    giving an alias and its field with different values is
+                    an error.
+
+Range and choice checks are the config's own (`experiment.ConfigError`);
+this layer only turns strings into values.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from absl import flags
+from absl import app, flags
 
 
 def fail(message: str) -> None:
@@ -22,3 +52,358 @@ def parse_flags(argv: list[str]) -> list[str]:
     except flags.Error as e:
         fail(str(e))
         raise  # unreachable: fail() exits
+
+
+# ------------------------------------------------------- config flags --
+
+# One line per ExperimentConfig field (the --help text of its flag); see the
+# ExperimentConfig docstring for the details.
+FIELD_HELP: dict[str, str] = {
+    "search_tasks": "tasks searched on (T_search): task preset names and/or TaskSpec dicts (with an optional "
+                    "\"preset\" key), as a JSON list; a single name or a comma-separated list of names also works",
+    "select_tasks": "tasks that pick each search's best program (T_select), same form as --search_tasks; "
+                    "null = search_tasks",
+    "final_tasks": "unseen tasks that score the winner once (T_final), same form as --search_tasks; "
+                   "null = select_tasks",
+    "setup_ops": "ops available to Setup (names or ids; [] freezes Setup)",
+    "predict_ops": "ops available to Predict (names or ids; [] freezes Predict)",
+    "learn_ops": "ops available to Learn (names or ids; [] freezes Learn)",
+    "setup_size_init": "instructions in Setup of an initial program",
+    "predict_size_init": "instructions in Predict of an initial program",
+    "learn_size_init": "instructions in Learn of an initial program",
+    "mutate_setup_size_min": "smallest Setup size that mutations keep",
+    "mutate_setup_size_max": "largest Setup size that mutations keep (none or 0 = no limit)",
+    "mutate_predict_size_min": "smallest Predict size that mutations keep",
+    "mutate_predict_size_max": "largest Predict size that mutations keep (none or 0 = no limit)",
+    "mutate_learn_size_min": "smallest Learn size that mutations keep",
+    "mutate_learn_size_max": "largest Learn size that mutations keep (none or 0 = no limit)",
+    "train_budget": "null, or a JSON object {\"baseline\": \"neural_net\", \"factor\": 2.0}: programs costing more "
+                    "than factor x the baseline per example are not trained",
+    "max_abs_error": "a task's training stops early once |label - prediction| exceeds this",
+    "fec": "functional equivalence cache: null (off), or a JSON object with num_train_examples, "
+           "num_valid_examples, cache_size, forget_every (missing keys: the reference defaults)",
+    "fitness_combination": "how per-task fitnesses combine: mean or median",
+    "population_size": "population size per island",
+    "tournament_size": "tournament size of the parent selection",
+    "initial_population": "initial programs: noop, random, linear, neural_net or damaged_neural_net",
+    "max_train_steps": "train-step budget of each search (experiment)",
+    "allowed_mutation_types": "mutation types (e.g. ALTER_PARAM,RANDOMIZE_INSTRUCTION,RANDOMIZE_COMPONENT_FUNCTION)",
+    "mutate_prob": "probability that a child is mutated",
+    "progress_every": "individuals between progress lines",
+    "memory": "[S, V, M]: numbers of scalar, vector and matrix addresses (F comes from the tasks)",
+    "max_experiments": "searches to run at most (0 = until sufficient_fitness or the time budget)",
+    "sufficient_fitness": "stop once the best select fitness exceeds this (none = never stop early)",
+    "randomize_task_seeds": "give each experiment new task data seeds",
+    "random_seed": "random seed (0 = time-based; the chosen seed is logged and saved)",
+    "backend": "program evaluator",  # the choices are appended when the flag is defined
+    "dtype": "compute dtype of the batched backend (float64 agrees with the reference; the reference computes "
+             "float64)",
+    "children_per_step": "children per evolution step and island, evaluated in one batched call (1 = the "
+                         "reference's sequential algorithm)",
+    "num_islands": "number of islands",
+    "migration_every": "steps between ring migrations of each island's best (0 = never)",
+    "island_task_groups": "null, or one group id per search_tasks entry (JSON list): island i searches only on "
+                          "group i * G // num_islands",
+    "random_search": "every child is a fresh initial program (random-search baseline)",
+    "hurdle_tasks": "0 = off; k > 0: a child is first evaluated on the first k search tasks and stops there if "
+                    "below the hurdle_percentile of the population",
+    "hurdle_percentile": "percentile of the population's fitnesses that a child must reach on the hurdle tasks",
+    "search_sufficient_fitness": "none = each search spends its whole max_train_steps; a number = when the best "
+                                 "search fitness exceeds it, check that program on the select tasks and end the "
+                                 "search if it passes",
+    "max_seconds": "wall-clock budget of the whole run in seconds (none = no budget)",
+    "checkpoint_path": "checkpoint file (none = <output_dir>/checkpoint.json)",
+    "checkpoint_every_seconds": "seconds between checkpoints at sweep boundaries (0 = every sweep, none = only "
+                                "at the end of each experiment)",
+}
+
+_NULLS = ("none", "null")
+_KIND_NAMES = {"int": "integer", "float": "number", "str": "string", "list": "JSON list", "dict": "JSON object",
+               "json": "JSON value"}
+
+
+def _top_level_parts(annotation: str) -> list[str]:
+    """'tuple[int, ...] | None' -> ['tuple[int, ...]', 'None']."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(annotation):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(annotation[start:i].strip())
+            start = i + 1
+    parts.append(annotation[start:].strip())
+    return parts
+
+
+def field_kind(field: dataclasses.Field) -> tuple[str, bool]:
+    """(kind, optional) of a config field: kind is bool, int, float, str,
+    list (tuples/lists), dict or json (anything else), from its annotation
+    (a string under `from __future__ import annotations`, or a type); a
+    `...Spec` class counts as dict (the config takes its fields as a dict)."""
+    ann = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", None) or str(field.type)
+    ann = ann.replace("typing.", "")
+    if ann.startswith("Optional[") and ann.endswith("]"):
+        ann = ann[len("Optional["):-1] + " | None"
+    parts = _top_level_parts(ann)
+    optional = "None" in parts or field.default is None
+    parts = [p for p in parts if p != "None"]
+    base = parts[0] if len(parts) == 1 else ""
+    head = base.split("[", 1)[0].strip().lower()
+    if head in ("bool", "int", "float", "str"):
+        return head, optional
+    if head in ("tuple", "list", "sequence"):
+        return "list", optional
+    if head in ("dict", "mapping") or head.endswith("spec"):  # a dict, or a spec dataclass given as one
+        return "dict", optional
+    default = field.default if field.default is not dataclasses.MISSING else None
+    for kind, types in (("bool", bool), ("int", int), ("float", float), ("str", str), ("list", (list, tuple)),
+                        ("dict", dict)):
+        if isinstance(default, types):
+            return kind, optional
+    return "json", optional
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {text!r}") from None
+    if not value.is_integer():
+        raise ValueError(f"expected an integer, got {text!r}")
+    return int(value)
+
+
+def _parse_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _parse_list(text: str) -> Any:
+    if not text.strip():
+        return []
+    try:
+        return json.loads(text)
+    except ValueError:
+        return [_json_or_text(part.strip()) for part in text.split(",")]
+
+
+def _parse_dict(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"expected a JSON object or null ({e})") from None
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {"int": _parse_int, "float": _parse_float, "str": str,
+                                             "list": _parse_list, "dict": _parse_dict, "json": _json_or_text}
+
+
+class FieldParser(flags.ArgumentParser):
+    """absl parser of one config value: a string to an int / float / JSON
+    value; `none` or `null` gives None for optional fields."""
+
+    def __init__(self, kind: str, optional: bool):
+        self.kind, self.optional = kind, optional
+        self.syntactic_help = self.flag_type()
+
+    def parse(self, argument: Any) -> Any:
+        if not isinstance(argument, str):
+            return argument  # set from code
+        text = argument.strip()
+        if self.optional and text.lower() in _NULLS:
+            return None
+        return _PARSERS[self.kind](text)
+
+    def flag_type(self) -> str:
+        return _KIND_NAMES[self.kind] + (" or none" if self.optional else "")
+
+
+@dataclasses.dataclass
+class _Alias:
+    name: str
+    field: str
+    to_field: Callable[[Any], Any]
+
+
+@dataclasses.dataclass
+class _Registry:
+    flag_values: flags.FlagValues
+    fields: tuple[str, ...]
+    aliases: dict[str, _Alias] = dataclasses.field(default_factory=dict)
+    names: list[str] = dataclasses.field(default_factory=list)  # every flag defined here
+
+
+_REGISTRIES: dict[int, _Registry] = {}
+SET_FLAG = "set"
+
+
+def _registry(flag_values: flags.FlagValues) -> _Registry:
+    reg = _REGISTRIES.get(id(flag_values))
+    if reg is None:
+        raise RuntimeError("call cli.define_config_flags() first")
+    return reg
+
+
+def batched_backend() -> str:
+    """The batched (accelerator) evaluator's name: the first backend that is
+    not the reference interpreter."""
+    from azero_jax import experiment
+
+    return next(b for b in experiment.BACKENDS if b != "reference")
+
+
+def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS, *, aliases: bool = True) -> None:
+    """Defines one flag per ExperimentConfig field (default None = not
+    given), --set, and (with `aliases`) --seed, --islands, --max_minutes.
+    Calling it again for the same FlagValues does nothing."""
+    if id(flag_values) in _REGISTRIES:
+        return
+    from azero_jax import experiment
+
+    config_fields = dataclasses.fields(experiment.ExperimentConfig)
+    reg = _Registry(flag_values, tuple(f.name for f in config_fields))
+    choices = {"backend": experiment.BACKENDS, "dtype": experiment.DTYPES}
+    for field in config_fields:
+        kind, optional = field_kind(field)
+        text = FIELD_HELP.get(field.name, f"ExperimentConfig.{field.name}")
+        if field.name in choices:
+            text += f": one of {', '.join(choices[field.name])}"
+        text += " [config field; default: from the config]"
+        if kind == "bool":
+            flags.DEFINE_bool(field.name, None, text, flag_values=flag_values)
+        else:
+            flags.DEFINE(FieldParser(kind, optional), field.name, None, text, flag_values=flag_values)
+        reg.names.append(field.name)
+    flags.DEFINE_multi_string(
+        SET_FLAG, None, "KEY=VALUE: set config field KEY (VALUE as JSON, else a plain string); repeatable, "
+        "applied after the other config flags", flag_values=flag_values)
+    reg.names.append(SET_FLAG)
+    _REGISTRIES[id(flag_values)] = reg
+    if aliases:
+        define_alias("seed", "random_seed", flag_values=flag_values)
+        define_alias("islands", "num_islands", flag_values=flag_values)
+        define_alias("max_minutes", "max_seconds", "wall-clock budget of the whole run in minutes (0 or none = no "
+                     "budget)", scale=60.0, flag_values=flag_values)
+
+
+def define_alias(name: str, field: str, help: str | None = None, *, scale: float | None = None,
+                 flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """--name as another spelling of config field `field` (its value times
+    `scale` when given; with a scale, 0 means none). Its help says so."""
+    reg = _registry(flag_values)
+    if field not in reg.fields:
+        raise ValueError(f"alias --{name}: {field!r} is not a config field")
+    kind, optional = field_kind(next(f for f in dataclasses.fields(_config_class()) if f.name == field))
+    if scale is not None:
+        kind, optional = "float", True
+        to_field = lambda v: None if v is None or v == 0 else v * scale  # noqa: E731
+        spelled = f"--{field}/{scale:g}"
+    else:
+        to_field = lambda v: v  # noqa: E731
+        spelled = f"--{field}"
+    text = f"alias of {spelled}: {help or FIELD_HELP.get(field, field)}"
+    if kind == "bool":
+        flags.DEFINE_bool(name, None, text, flag_values=flag_values)
+    else:
+        flags.DEFINE(FieldParser(kind, optional), name, None, text, flag_values=flag_values)
+    reg.aliases[name] = _Alias(name, field, to_field)
+    reg.names.append(name)
+
+
+def _config_class():
+    from azero_jax import experiment
+
+    return experiment.ExperimentConfig
+
+
+def document_defaults(defaults: Mapping[str, Any], flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Adds "this script's default: X" to the help of each named flag (X as
+    JSON; a string is shown as it is, so it may describe the default)."""
+    for name, value in defaults.items():
+        shown = value if isinstance(value, str) else json.dumps(value)
+        flag = flag_values[name]
+        flag.help = flag.help.replace("[config field; default: from the config]",
+                                      f"[config field; this script's default: {shown}]")
+        if "this script's default" not in flag.help:
+            flag.help += f" [this script's default: {shown}]"
+
+
+def config_flag_names(flag_values: flags.FlagValues = flags.FLAGS) -> list[str]:
+    """Every flag that define_config_flags / define_alias defined."""
+    return list(_registry(flag_values).names)
+
+
+def _given(flag_values: flags.FlagValues, name: str) -> bool:
+    flag = flag_values[name]
+    return flag.value is not None or bool(flag.present)
+
+
+def flag_overrides(flag_values: flags.FlagValues = flags.FLAGS) -> dict[str, Any]:
+    """The config fields given on the command line: the field flags, the
+    aliases (an alias and its field with different values: ConfigError),
+    then --set (ConfigError for a malformed item or an unknown key)."""
+    from azero_jax import experiment
+
+    reg = _registry(flag_values)
+    changes = {name: flag_values[name].value for name in reg.fields if _given(flag_values, name)}
+    for alias in reg.aliases.values():
+        if not _given(flag_values, alias.name):
+            continue
+        raw = flag_values[alias.name].value
+        value = alias.to_field(raw)
+        if alias.field in changes and changes[alias.field] != value:
+            raise experiment.ConfigError(
+                f"--{alias.name}={_show(raw)} and --{alias.field}={_show(changes[alias.field])} disagree "
+                f"(--{alias.name} is an alias of --{alias.field}); give one of them")
+        changes[alias.field] = value
+    for item in flag_values[SET_FLAG].value or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise experiment.ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in reg.fields:
+            raise experiment.ConfigError(f"--set: unknown config key {key!r}; valid keys: {', '.join(reg.fields)}")
+        changes[key] = _json_or_text(text)
+    return changes
+
+
+def _show(value: Any) -> str:
+    return "none" if value is None else (value if isinstance(value, str) else json.dumps(value))
+
+
+def config_from_flags(base, flag_values: flags.FlagValues = flags.FLAGS):
+    """`base` (an ExperimentConfig) with the config flags, then --set,
+    applied; raises experiment.ConfigError for a bad value (the config's own
+    checks) or bad --set / alias use."""
+    return base.replace(**flag_overrides(flag_values))
+
+
+def run_app(main: Callable[[list[str]], Any], module_name: str, argv: Sequence[str] | None = None) -> None:
+    """app.run(main) with parse_flags, the config flags and `module_name`'s
+    own flags listed by --help as the program's flags (whatever the
+    program's file: a checkout's wrapper script or a console script)."""
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and not getattr(main_module, "__doc__", None):
+        main_module.__doc__ = sys.modules[module_name].__doc__  # a console script's --help text
+    flag_values = flags.FLAGS
+    names = [f.name for f in flag_values.get_flags_for_module(module_name)]
+    if id(flag_values) in _REGISTRIES:
+        names += config_flag_names(flag_values)
+    for name in dict.fromkeys(names):
+        flag_values.register_key_flag_for_module(sys.argv[0], flag_values[name])
+    app.run(main, argv=None if argv is None else list(argv), flags_parser=parse_flags)

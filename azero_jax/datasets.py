@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from azero_jax import fileio
 from azero_jax import tasks as tasks_lib
 
 # ------------------------------------------------------------ constants --
@@ -570,13 +571,8 @@ def _checksum(arrays: dict[str, np.ndarray], meta: str) -> str:
 def save_checked_npz(path: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Writes arrays + JSON meta + a checksum of both, atomically."""
     meta_text = json.dumps(meta, sort_keys=True)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.part"
-    with open(tmp, "wb") as f:
+    with fileio.atomic_open(path, "wb") as f:
         np.savez(f, meta=np.array(meta_text), checksum=np.array(_checksum(arrays, meta_text)), **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def load_checked_npz(path: str, meta: dict[str, Any] | None = None) -> dict[str, np.ndarray] | None:

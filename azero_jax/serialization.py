@@ -37,12 +37,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from azero_jax import fileio
 from azero_jax import ops as ops_lib
 from azero_jax.program import (
     COMPONENT_TITLES,
@@ -551,23 +551,7 @@ def save_algorithm(path: str | os.PathLike[str], algorithm: Algorithm, memory: M
         content = format_algorithm(algorithm)
     else:
         raise ValueError(f"fmt must be 'auto', 'json' or 'text', got {fmt!r}")
-    directory = os.path.dirname(os.path.abspath(target))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=directory)
+        fileio.atomic_write_text(target, content, make_dirs=False)
     except OSError as e:
         raise ProgramFileError(f"{target}: cannot write program file: {e.strerror or e}") from None
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a saved program is an ordinary file
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ProgramFileError(f"{target}: cannot write program file: {e.strerror or e}") from None
-        raise

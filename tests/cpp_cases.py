@@ -114,6 +114,6 @@ def jax_mismatches(manifest: dict, case: dict) -> list[str]:
     fitness, details = jax_eval.evaluate_batch(
         [algorithm], [case_task(case)], memory, dtype="float64", return_details=True,
         op_subsets={c: used for c in COMPONENTS}, max_abs_error=manifest["max_abs_error"])
-    predictions = details["valid_predictions"][0, 0, 0] if bool(details["validated"][0, 0]) else None
-    return mismatches(case, float(fitness[0, 0]), predictions, int(details["train_steps"][0, 0]),
-                      bool(details["stopped_early"][0, 0]))
+    predictions = details.valid_predictions[0, 0, 0] if bool(details.validated[0, 0]) else None
+    return mismatches(case, float(fitness[0, 0]), predictions, int(details.train_steps[0, 0]),
+                      bool(details.stopped_early[0, 0]))

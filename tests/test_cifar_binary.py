@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,22 +18,27 @@ SCRIPT = os.path.join(ROOT, "experiments", "cifar_binary.py")
 
 @pytest.fixture(scope="module")
 def script():
-    name = "_cifar_binary_script"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    from azero_jax.scripts import cifar_binary
+
+    return cifar_binary
+
+
+# Config fields the tests set (Options.config_overrides, as the config flags would); the reference backend,
+# not the script's default batched one, which compiles for minutes at this size on CPU.
+_CONFIG = dict(population_size=8, tournament_size=3, max_train_steps=30_000, progress_every=8,
+               checkpoint_every_seconds=0.0, backend="reference")
+_CONFIG_FIELDS = ("num_islands",) + tuple(_CONFIG)
 
 
 def _options(script, tmp_path, **changes):
     base = dict(output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), features=8,
-                num_search_tasks=2, num_final_tasks=3, population_size=8, tournament_size=3,
-                max_train_steps=30_000, progress_every=8, checkpoint_every_seconds=0.0, baseline_trials=2,
-                optax_epochs=2, baselines=False)
+                num_search_tasks=2, num_final_tasks=3, baseline_trials=2, optax_epochs=2, baselines=False)
+    overrides = dict(_CONFIG)
+    for key in list(changes):
+        if key in _CONFIG_FIELDS:
+            overrides[key] = changes.pop(key)
     base.update(changes)
-    return script.Options(**base)
+    return script.Options(**base, config_overrides=overrides)
 
 
 def test_short_run_writes_every_output(script, tmp_path):
@@ -104,7 +108,7 @@ def test_cli_missing_cifar_is_a_clear_error(tmp_path):
 
 def test_mixed_by_island_config(script, tmp_path):
     """The paper's mixed setting: half the islands per dataset."""
-    opts = _options(script, tmp_path, num_search_tasks=4, mix_dataset="digits", islands=2)
+    opts = _options(script, tmp_path, num_search_tasks=4, mix_dataset="digits", num_islands=2)
     config, data = script.build_config(opts, log=lambda _line: None)
     search = config.task_specs("search")
     assert [s.num_tasks for s in search] == [4, 4] and config.island_task_groups == (0, 1)

@@ -1,5 +1,4 @@
-"""tools/evaluate_program.py as a user runs it, and the C++ cases' own checker
-driving it."""
+"""tools/evaluate_program.py as a user runs it, on its own and on the C++ cases."""
 
 from __future__ import annotations
 
@@ -69,12 +68,32 @@ def test_bad_program_text_names_file_and_line(tmp_path):
     assert out.returncode == 2 and "bad.txt:4" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_cpp_checker_script_passes_through_the_tool():
-    """The cases folder's own checker, run with the README's command (a slice:
-    every case runs in-process in test_cpp_reference_cases.py)."""
-    checker = cpp_cases.CASES_DIR / "check_cases.py"
-    command = f"{sys.executable} {TOOL} {{program}} --data={{data}} --eval_type={{eval_type}} --json --quiet"
-    out = subprocess.run([sys.executable, str(checker), "--cases", str(cpp_cases.CASES_DIR), "--jobs", "2",
-                          "--limit", "12", "--cmd", command], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert out.stdout.strip().splitlines()[-1] == "12 passed, 0 failed", out.stdout[-2000:]
-    assert out.returncode == 0
+def _tool_on_case(case: dict, *extra: str) -> dict:
+    """The tool run on one C++ case as a user runs it (the case's program.txt,
+    its data.npz, --json, the default memory); its last stdout line parsed."""
+    folder = cpp_cases.cases_dir() / case["id"]
+    eval_type = "accuracy" if case["eval_type"] == "ACCURACY" else "rms"
+    out = run_tool(str(folder / "program.txt"), f"--data={folder / 'data.npz'}", f"--eval_type={eval_type}",
+                   "--json", "--quiet", *extra)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_cpp_cases_pass_through_the_tool():
+    """A slice of the C++ cases through the command line (every case runs
+    in-process in test_cpp_reference_cases.py): fitness, train steps and
+    validation predictions as the C++ computed them."""
+    manifest = cpp_cases.load_manifest()
+    for case in manifest["cases"][:12]:
+        got = _tool_on_case(case)
+        assert cpp_cases.mismatches(case, got["fitness"], got["valid_predictions"], got["train_steps"]) == [], case["id"]
+
+
+def test_xla_backend_through_the_tool_matches_the_cases():
+    """--backend=xla: the same fitness and train steps (float64); no predictions."""
+    manifest = cpp_cases.load_manifest()
+    for case in manifest["cases"][:3]:
+        got = _tool_on_case(case, "--backend=xla")
+        assert got["backend"] == "xla" and got["valid_predictions"] is None
+        assert cpp_cases.close(got["fitness"], case["fitness"], rtol=1e-9, atol=1e-12), case["id"]
+        assert got["train_steps"] == case["train_steps"], case["id"]

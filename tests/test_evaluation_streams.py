@@ -9,8 +9,7 @@ import pytest
 
 from azero_jax import jax_eval, reference, rng, tasks
 from azero_jax.program import Algorithm, MemoryShape, make_instruction
-from azero_jax.search.evaluator import Job, ReferenceEvaluator
-from azero_jax.search.jax_evaluator import JaxEvaluator
+from azero_jax.evaluation import Jobs, make_backend, make_evaluator
 from azero_jax.search.mutator import InitialPopulation, MutatorConfig
 
 MEM = MemoryShape(4, 3, 1, 4)
@@ -41,26 +40,27 @@ def test_evaluation_seeds_are_a_deterministic_numbered_sequence():
 
 
 def test_each_individual_gets_new_draws_batched_or_not():
-    batched = ReferenceEvaluator(TASKS, MEM, seed=3)
+    batched = make_evaluator(TASKS, MEM, seed=3)
     out = batched([LUCKY] * 4)
     assert len(set(out)) == 4  # the same program, four individuals, four draws
-    one_by_one = ReferenceEvaluator(TASKS, MEM, seed=3)
+    one_by_one = make_evaluator(TASKS, MEM, seed=3)
     assert [one_by_one([LUCKY])[0] for _ in range(4)] == out
     seeds = rng.evaluation_seeds(3, 0, 4)
     assert out == [reference.evaluate(LUCKY, TASKS, MEM, seed=int(s)).fitness for s in seeds]
 
 
-def test_explicit_job_seed_and_default():
-    ev = ReferenceEvaluator(TASKS, MEM, seed=11)
-    default, explicit = ev.full([LUCKY], [Job(0, 1, 20), Job(0, 1, 20, 12345)])
-    assert default.fitness == reference.evaluate_task(LUCKY, TASKS[1], MEM, seed=11).fitness
-    assert explicit.fitness == reference.evaluate_task(LUCKY, TASKS[1], MEM, seed=12345).fitness
+def test_job_seeds_default_to_the_individual_stream_and_explicit_ones_are_honoured():
+    ev = make_evaluator(TASKS, MEM, seed=11)
+    (default,) = ev.evaluate([LUCKY], tasks=[[1]])  # individual 0 of seed 11
+    assert default == reference.evaluate_task(LUCKY, TASKS[1], MEM, seed=int(rng.evaluation_seeds(11, 0, 1)[0])).fitness
+    fitness, _ = ev.full([LUCKY], Jobs([0], [1], [20], [12345]))
+    assert fitness[0] == reference.evaluate_task(LUCKY, TASKS[1], MEM, seed=12345).fitness
 
 
 def test_jax_evaluator_uses_the_same_streams_as_the_reference():
     programs = random_op_programs(24) + [LUCKY] * 4
-    ev_j = JaxEvaluator(TASKS, MEM, seed=9, chunk=16)  # two chunks: seeds follow their programs
-    ev_r = ReferenceEvaluator(TASKS, MEM, seed=9)
+    ev_j = make_evaluator(TASKS, MEM, backend="xla", seed=9, chunk=16)  # two chunks: seeds follow their programs
+    ev_r = make_evaluator(TASKS, MEM, seed=9)
     got, want = ev_j(programs), ev_r(programs)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
     assert len(set(got[-4:])) == 4
@@ -71,9 +71,9 @@ def test_jax_evaluator_uses_the_same_streams_as_the_reference():
 
 
 def test_jax_evaluator_rejects_one_program_with_two_seeds():
-    ev = JaxEvaluator(TASKS, MEM, chunk=16)
+    backend = make_backend("xla", TASKS, MEM, chunk=16)
     with pytest.raises(ValueError, match="share one random stream seed"):
-        ev.full([LUCKY], [Job(0, 0, 20, 1), Job(0, 1, 20, 2)])
+        backend.full([LUCKY], Jobs([0, 0], [0, 1], [20, 20], [1, 2]))
 
 
 def test_batch_with_per_program_seeds_equals_one_seed_each():

@@ -9,8 +9,10 @@ import sys
 
 import pytest
 
-from azero_jax import checkpoint, experiment, serialization
+from azero_jax import checkpoint, experiment, fileio, serialization
 from azero_jax.experiment import ConfigError, ExperimentConfig
+from azero_jax.search.fec import FECSpec
+from azero_jax.search.train_budget import TrainBudgetSpec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,9 +38,35 @@ def test_presets_load_and_round_trip(name, tmp_path):
 def test_demo_preset_mirrors_reference():
     c = experiment.get_preset("demo")
     assert (c.population_size, c.tournament_size, c.max_train_steps) == (1000, 10, 200_000_000)
-    assert c.memory == (4, 3, 1) and c.fec["cache_size"] == 100000 and c.fec["forget_every"] == 100
+    assert c.memory == (4, 3, 1) and c.fec.cache_size == 100000 and c.fec.forget_every == 100
     assert c.randomize_task_seeds and c.max_experiments == 0 and c.sufficient_fitness == 0.9999
     assert ExperimentConfig(search_tasks=["demo_search"], setup_ops=["SCALAR_SUM"]).max_train_steps == 8e10
+
+
+def test_fec_and_train_budget_are_specs_with_the_json_form_of_dicts():
+    c = ExperimentConfig.from_dict({"preset": "tiny", "fec": {"num_train_examples": 5.0},
+                                    "train_budget": {"baseline": "NEURAL_NET_ALGORITHM", "factor": 3}})
+    assert c.fec == FECSpec(num_train_examples=5) and c.train_budget == TrainBudgetSpec("neural_net", 3.0)
+    assert c.replace(fec=FECSpec(5), train_budget=TrainBudgetSpec(factor=3)) == c  # specs are accepted as such
+    # to_dict gives the dict forms (all FECSpec keys, in field order), so configs,
+    # results.json and the checkpoint's config hash read as before.
+    d = c.to_dict()
+    assert d["fec"] == {"num_train_examples": 5, "num_valid_examples": 10, "cache_size": 100000, "forget_every": 100}
+    assert list(d["fec"]) == ["num_train_examples", "num_valid_examples", "cache_size", "forget_every"]
+    assert d["train_budget"] == {"baseline": "neural_net", "factor": 3.0}
+    assert ExperimentConfig.from_dict(json.loads(json.dumps(d))) == c
+    hashed = {k: v for k, v in d.items() if k not in experiment.RUN_CONTROL_FIELDS}
+    assert c.search_hash() == checkpoint.config_hash(json.loads(json.dumps(hashed)))
+    for name, data in experiment.PRESETS.items():
+        config = experiment.get_preset(name)
+        for key, spec_type in (("fec", FECSpec), ("train_budget", TrainBudgetSpec)):
+            value = getattr(config, key)
+            assert (value is None) if data.get(key) is None else isinstance(value, spec_type)
+            if data.get(key) is not None:
+                assert config.to_dict()[key] == {**json.loads(json.dumps(value.__dict__)), **data[key]}
+    assert c.train_budget.build(c.init_sizes).threshold_factor == 3.0
+    with pytest.raises(ValueError, match="TrainBudgetSpec.baseline"):
+        TrainBudgetSpec("xx")
 
 
 def test_from_dict_preset_override_and_op_ids():
@@ -57,7 +85,7 @@ def test_from_dict_preset_override_and_op_ids():
     ({"search_tasks": [{"kind": "linear", "feature": 4}]}, "unknown TaskSpec key(s) 'feature'"),
     ({"search_tasks": ["no_such_preset"]}, "unknown task preset"),
     ({"setup_ops": ["NOT_AN_OP"]}, "unknown op name"),
-    ({"backend": "torch"}, "backend must be one of reference, jax"),
+    ({"backend": "torch"}, "backend must be one of reference, xla"),
     ({"children_per_step": 100}, "cannot exceed population_size"),
 ])
 def test_bad_config_errors(data, message):
@@ -74,11 +102,18 @@ def test_bad_json_file(tmp_path):
 
 
 def test_backend_and_dtype_rules(tmp_path):
-    with pytest.raises(ConfigError, match="needs backend 'jax'"):
+    with pytest.raises(ConfigError, match="needs backend 'xla'"):
         experiment.run_experiments(_tiny(dtype="float32"), output_dir=str(tmp_path), log=None)
     demo = experiment.get_preset("demo")
-    assert (demo.backend, demo.dtype, demo.children_per_step) == ("jax", "float64", 250)
+    assert (demo.backend, demo.dtype, demo.children_per_step) == ("xla", "float64", 250)
     assert demo.replace(backend="reference", children_per_step=1).backend == "reference"
+    # The batched backend is the default ("jax" is its old name); "auto" is float64 on a CPU.
+    default = experiment.get_preset("baseline")  # sets neither backend nor dtype
+    assert (default.backend, default.dtype, default.compute_dtype()) == ("xla", "auto", "float64")
+    assert default.replace(backend="jax").backend == "xla"
+    assert default.replace(backend="reference").compute_dtype() == "float64"
+    with pytest.raises(ConfigError, match="backend must be one of reference, xla"):
+        default.replace(backend="gpu")
 
 
 def test_search_sufficient_fitness_ends_a_search_early(tmp_path):
@@ -189,6 +224,24 @@ def test_checkpoint_save_is_atomic(tmp_path):
     checkpoint.save(path, {"a": 1}, config_digest="x")
     assert checkpoint.load(path, config_digest="x") == {"a": 1}
     assert os.listdir(tmp_path) == ["ck.json"]  # no temp file left behind
+
+
+def test_atomic_writes_leave_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "sub" / "r.json"
+    fileio.atomic_write_json(path, {"a": [1, 2]})  # creates the directory
+    assert path.read_text() == json.dumps({"a": [1, 2]}, indent=2) + "\n"
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_open(path) as f:
+            f.write("partial")
+            raise RuntimeError("killed mid-write")
+    with pytest.raises(TypeError):
+        fileio.atomic_write_json(path, {"a": object()})
+    assert json.loads(path.read_text()) == {"a": [1, 2]}
+    assert os.listdir(path.parent) == ["r.json"]  # temp files removed
+    fileio.atomic_write_text(path, "new\n")
+    assert path.read_text() == "new\n" and os.listdir(path.parent) == ["r.json"]
+    with pytest.raises(OSError):
+        fileio.atomic_write_text(tmp_path / "missing" / "x.txt", "x", make_dirs=False)
 
 
 # --------------------------------------------------------------------- CLI --

@@ -11,7 +11,7 @@ import pytest
 from azero_jax import experiment, reference, tasks
 from azero_jax.program import MemoryShape
 from azero_jax.search import evolution as evo
-from azero_jax.search.evaluator import ReferenceEvaluator
+from azero_jax.evaluation import make_evaluator
 from azero_jax.search.fec import FECSpec
 from azero_jax.search.mutator import DEMO_MUTATION_TYPES, InitialPopulation, Mutator, MutatorConfig
 
@@ -28,7 +28,7 @@ ISLAND_TASKS = [[0, 1], [2]]
 
 
 def _search(migration_every: int = 0):
-    ev = ReferenceEvaluator(TASKS, MEM, fec_spec=FECSpec(10, 10))
+    ev = make_evaluator(TASKS, MEM, fec_spec=FECSpec(10, 10))
     config = evo.EvolutionConfig(population_size=8, tournament_size=3, children_per_step=4, num_islands=2,
                                  migration_every=migration_every)
     search = evo.RegularizedEvolution(config, Mutator(CFG), InitialPopulation.from_config("random", (2, 1, 4), CFG),
@@ -61,7 +61,7 @@ def test_migrants_are_reevaluated_on_the_new_island():
 
 
 def test_island_tasks_must_match_the_islands():
-    ev = ReferenceEvaluator(TASKS, MEM)
+    ev = make_evaluator(TASKS, MEM)
     config = evo.EvolutionConfig(population_size=4, tournament_size=2, num_islands=2)
     with pytest.raises(ValueError, match="one non-empty task list per island"):
         evo.RegularizedEvolution(config, Mutator(CFG), InitialPopulation.from_config("random", (2, 1, 4), CFG),
@@ -87,7 +87,7 @@ def test_config_island_task_groups():
         base.replace(search_tasks=entries, island_task_groups=[0, 2], num_islands=3)
 
 
-@pytest.mark.parametrize("backend", ["reference", "jax"])
+@pytest.mark.parametrize("backend", ["reference", "xla"])
 def test_experiment_with_island_groups_runs(tmp_path, backend):
     entries = [dict(kind="scalar_linear_regression", features=4, num_train=20, num_valid=10, num_tasks=2),
                dict(kind="scalar_linear_regression", features=4, num_train=20, num_valid=10, num_tasks=1,

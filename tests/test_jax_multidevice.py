@@ -15,6 +15,7 @@ import textwrap
 _SCRIPT = textwrap.dedent("""
     import numpy as np, jax
     from azero_jax import jax_eval, ops
+    from azero_jax.jax_eval.compile import batch_bucket
     from azero_jax.jax_eval.parity import random_programs, random_tasks
     from azero_jax.program import MemoryShape
     assert len(jax.devices()) == 4, jax.devices()
@@ -25,10 +26,10 @@ _SCRIPT = textwrap.dedent("""
     seeds = rng.integers(0, 2**32, 50)  # one random stream per program, sharded with it
     four, d4 = jax_eval.evaluate_batch(progs, tasks, memory, return_details=True, seed=seeds)
     one, d1 = jax_eval.evaluate_batch(progs, tasks, memory, devices=jax.devices()[:1], return_details=True,
-                                      batch_size=jax_eval.batch_bucket(50, 4), seed=seeds)
+                                      batch_size=batch_bucket(50, 4), seed=seeds)
     np.testing.assert_array_equal(four, one)
-    for k in d1:
-        np.testing.assert_array_equal(d4[k], d1[k], err_msg=k)
+    for k in d1._fields:
+        np.testing.assert_array_equal(getattr(d4, k), getattr(d1, k), err_msg=k)
     f4 = jax_eval.evaluate_batch(progs, tasks, memory, dtype="float32")
     f1 = jax_eval.evaluate_batch(progs, tasks, memory, dtype="float32", devices=jax.devices()[:1])
     # float32: XLA's vectorized f32 exp/log round the last ulp differently in
@@ -77,7 +78,7 @@ _SEARCH_SCRIPT = textwrap.dedent("""
     import numpy as np, jax
     from azero_jax import experiment
     assert len(jax.devices()) == 2, jax.devices()
-    cfg = experiment.get_preset("tiny").replace(backend="jax", children_per_step=5, max_experiments=1)
+    cfg = experiment.get_preset("tiny").replace(backend="xla", children_per_step=5, max_experiments=1)
     r = experiment.run_experiments(cfg, output_dir="OUT", log=None)
     print(repr(r.search_fitness), repr(r.select_fitness), r.counters["train_steps"])
 """)

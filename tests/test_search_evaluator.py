@@ -1,4 +1,4 @@
-"""ReferenceEvaluator: FEC per (candidate, task), train budget, counters."""
+"""The evaluator on the reference backend: FEC per (candidate, task), train budget, counters, state."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from azero_jax import programs as programs_lib
 from azero_jax import reference, tasks
 from azero_jax.program import MemoryShape, make_instruction
-from azero_jax.search.evaluator import ReferenceEvaluator
+from azero_jax.evaluation import make_evaluator
 from azero_jax.search.fec import FECSpec
 from azero_jax.search.mutator import InitialPopulation, MutatorConfig
 from azero_jax.search.train_budget import TrainBudget
@@ -27,15 +27,15 @@ def random_programs(n: int, seed: int = 0):
 
 
 def test_matches_reference_without_fec():
-    ev = ReferenceEvaluator(TASKS, MEM)
+    ev = make_evaluator(TASKS, MEM)
     expected = reference.evaluate(LINEAR, TASKS, MEM).fitness
     assert ev([LINEAR]) == [expected]
-    assert ev.counters() == {"individuals": 1, "train_steps": 60, "full_evaluations": 3,
-                             "fec_hits": 0, "fec_misses": 0}
+    assert ev.counters()._asdict() == {"individuals": 1, "train_steps": 60, "full_evaluations": 3,
+                                       "fec_hits": 0, "fec_misses": 0, "hurdle_stops": 0}
 
 
 def test_fec_hit_reuses_fitness_and_counts_probe_steps():
-    ev = ReferenceEvaluator(TASKS, MEM, fec_spec=FECSpec(10, 10))
+    ev = make_evaluator(TASKS, MEM, fec_spec=FECSpec(10, 10))
     first = ev([LINEAR])
     assert first == [reference.evaluate(LINEAR, TASKS, MEM).fitness]
     assert (ev.fec_misses, ev.fec_hits, ev.num_train_steps) == (3, 0, 3 * 10 + 3 * 20)
@@ -53,8 +53,8 @@ def test_batched_equals_sequential():
     progs = random_programs(6)
     batch = [progs[0], progs[1], progs[0], LINEAR, progs[0], LINEAR] + progs[2:]
     spec = FECSpec(10, 10, cache_size=5, forget_every=3)
-    ev_batch = ReferenceEvaluator(TASKS, MEM, fec_spec=spec)
-    ev_seq = ReferenceEvaluator(TASKS, MEM, fec_spec=spec)
+    ev_batch = make_evaluator(TASKS, MEM, fec_spec=spec)
+    ev_seq = make_evaluator(TASKS, MEM, fec_spec=spec)
     out_batch = ev_batch(batch)
     out_seq = [ev_seq([p])[0] for p in batch]
     assert out_batch == out_seq
@@ -63,14 +63,14 @@ def test_batched_equals_sequential():
 
 
 def test_forget_every_inside_one_batch():
-    ev = ReferenceEvaluator(TASKS, MEM, fec_spec=FECSpec(10, 10, forget_every=2))
+    ev = make_evaluator(TASKS, MEM, fec_spec=FECSpec(10, 10, forget_every=2))
     ev([LINEAR] * 3)  # miss (count 1), hit (count 2 -> forgotten), miss again
     assert ev.num_full_evaluations == 6 and ev.fec_hits == 3
 
 
 def test_train_budget_zeroes_expensive_programs():
     heavy = LINEAR.replace(predict=LINEAR.predict + (make_instruction("MATRIX_GAUSSIAN_SET", f0=0.0, f1=1.0),) * 30)
-    ev = ReferenceEvaluator(TASKS, MEM, fec_spec=FECSpec(10, 10), train_budget=TrainBudget.neural_net((5, 1, 4)))
+    ev = make_evaluator(TASKS, MEM, fec_spec=FECSpec(10, 10), train_budget=TrainBudget.neural_net((5, 1, 4)))
     assert ev([heavy]) == [0.0]
     assert ev.num_train_steps == 30  # probes only; no full training
     assert ev([LINEAR])[0] > 0.0
@@ -79,6 +79,6 @@ def test_train_budget_zeroes_expensive_programs():
 def test_rejects_too_small_tasks():
     small = tasks.make_tasks(tasks.TaskSpec("linear", features=4, num_train=5, num_valid=10))
     with pytest.raises(ValueError, match="at least 10"):
-        ReferenceEvaluator(small, MEM)
+        make_evaluator(small, MEM)
     with pytest.raises(ValueError, match="FEC probe"):
-        ReferenceEvaluator(TASKS, MEM, fec_spec=FECSpec(10, 11))
+        make_evaluator(TASKS, MEM, fec_spec=FECSpec(10, 11))

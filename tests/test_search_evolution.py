@@ -15,7 +15,7 @@ from azero_jax import programs as programs_lib
 from azero_jax import tasks
 from azero_jax.program import Algorithm, MemoryShape
 from azero_jax.search import evolution as evo
-from azero_jax.search.evaluator import ReferenceEvaluator
+from azero_jax.evaluation import as_evaluator, make_evaluator
 from azero_jax.search.fec import FECSpec
 from azero_jax.search.mutator import ALTER_PARAM, DEMO_MUTATION_TYPES, InitialPopulation, Mutator, MutatorConfig
 
@@ -68,6 +68,10 @@ def test_best_and_stats():
     assert (mean, sd, best) == (0.5, 0.25, 0.75)
     line = evo.progress_line(1200, 3.7, np.array([0.25, 0.75]))
     assert line == "indivs=1200, elapsed_secs=3, mean=0.500000, stdev=0.250000, best fit=0.750000,"
+    line = evo.progress_line(1200, 3.7, np.array([0.25, 0.75]), indivs_per_sec=324.32, train_steps_per_sec=9000.4,
+                             fec_hit_rate=0.5)
+    assert line == ("indivs=1200, elapsed_secs=3, mean=0.500000, stdev=0.250000, best fit=0.750000, "
+                    "indivs/s=324.3, train_steps/s=9000, fec_hit_rate=0.5000,")
 
 
 # ------------------------------------------------------------- steps --
@@ -121,6 +125,43 @@ def test_run_stops_at_sweep_boundaries():
     assert state.num_steps == 40
 
 
+def test_run_callbacks_and_stop_tests_only_between_sweeps():
+    search = make_search(children_per_step=3)  # a sweep of 20 completes at steps 7, 14, ...
+    events = []
+
+    def should_stop(state):
+        events.append(("stop?", state.num_steps))
+        return state.num_steps >= 14
+
+    state = search.run(search.init(0), should_stop=should_stop, on_step=lambda s: events.append(("step", s.num_steps)),
+                       on_sweep=lambda s: events.append(("sweep", s.num_steps)))
+    assert state.num_steps == 14
+    assert events == ([("stop?", 0)] + [("step", i) for i in range(1, 8)] + [("sweep", 7), ("stop?", 7)]
+                      + [("step", i) for i in range(8, 15)] + [("sweep", 14), ("stop?", 14)])
+
+
+def test_progress_printer_with_counters_and_throttle():
+    search = make_search(progress_every=30)  # log=None: prints only to an explicit log
+    state = search.init(0)
+    assert search.maybe_log_progress(state) is None and state.last_progress is None
+    lines: list[str] = []
+    counters = {"individuals": 40, "train_steps": 1000, "fec_hits": 1, "fec_misses": 3}
+    shown = search.maybe_log_progress(state, log=lines.append, elapsed_secs=2.0, counters=counters)
+    assert lines == [evo.progress_line(20, 2.0, evo.all_fitnesses(state)) +
+                     " indivs/s=20.0, train_steps/s=500, fec_hit_rate=0.2500,"]
+    mean, stdev, best = evo.population_stats(evo.all_fitnesses(state))
+    assert shown == {"indivs": 20, "elapsed_secs": 2.0, "mean": mean, "stdev": stdev, "best_fit": best,
+                     "indivs_per_sec": 20.0, "train_steps_per_sec": 500.0, "fec_hit_rate": 0.25}
+    assert state.last_progress == 20
+    for _ in range(20):
+        state = search.step(state)
+    assert search.maybe_log_progress(state, log=lines.append) is None and len(lines) == 1  # 40 < 20 + 30
+    for _ in range(10):
+        state = search.step(state)
+    assert search.maybe_log_progress(state, log=lines.append, elapsed_secs=1.0)["indivs"] == 50
+    assert lines[1] == evo.progress_line(50, 1.0, evo.all_fitnesses(state))  # no counters: the reference line
+
+
 def test_evolution_improves_toy_fitness():
     search = make_search(population_size=50, tournament_size=10, children_per_step=10)
     state = search.init(1)
@@ -139,7 +180,7 @@ def test_islands_and_migration():
         calls.append(len(programs))
         return toy_fitness(programs)
 
-    search.evaluate_fn = counting
+    search.evaluator = as_evaluator(counting)
     state = search.init(0)
     assert calls == [60] and len(state.islands) == 3
     state = search.step(state)
@@ -198,7 +239,7 @@ TASKS = tasks.make_tasks(tasks.TaskSpec("linear", features=4, num_train=20, num_
 def linear_search(generator, population_size: int, lines: list[str]):
     """Integration-test-linear search space (sizes 5/1/4, FEC 10/10)."""
     mcfg = MutatorConfig(MEM, mutation_types=DEMO_MUTATION_TYPES, mutate_prob=0.9, **LINEAR_OPS)
-    evaluator = ReferenceEvaluator(TASKS, MEM, fec_spec=FECSpec(10, 10))
+    evaluator = make_evaluator(TASKS, MEM, fec_spec=FECSpec(10, 10))
     if generator == "random":
         generator = InitialPopulation.from_config("random", (5, 1, 4), mcfg)
     config = evo.EvolutionConfig(population_size=population_size, tournament_size=10, progress_every=200)
@@ -229,7 +270,7 @@ def test_small_search_from_random_programs_improves():
     pattern = r"indivs=\d+, elapsed_secs=\d+, mean=\d\.\d{6}, stdev=\d\.\d{6}, best fit=\d\.\d{6},"
     assert len(lines) == 6 and all(re.fullmatch(pattern, line) for line in lines)
     # The search fitness is reproduced by a fresh evaluator without FEC.
-    assert ReferenceEvaluator(TASKS, MEM)([best_program])[0] == pytest.approx(best_fit)
+    assert make_evaluator(TASKS, MEM)([best_program])[0] == pytest.approx(best_fit)
 
 
 def test_small_search_tunes_a_detuned_linear_learner():

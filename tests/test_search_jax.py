@@ -19,9 +19,9 @@ from azero_jax import experiment, reference, tasks
 from azero_jax import programs as programs_lib
 from azero_jax.program import MemoryShape, make_instruction
 from azero_jax.search import evolution as evo
-from azero_jax.search.evaluator import Job, ReferenceEvaluator
+from azero_jax.evaluation import CachedEvaluator, Jobs, make_evaluator
 from azero_jax.search.fec import FECSpec
-from azero_jax.search.jax_evaluator import JaxEvaluator, op_subsets_for
+from azero_jax.evaluation.xla_backend import XlaBackend, op_subsets_for
 from azero_jax.search.mutator import DEMO_MUTATION_TYPES, InitialPopulation, Mutator, MutatorConfig
 from azero_jax.search.train_budget import TrainBudget
 
@@ -35,8 +35,8 @@ SUBSETS = op_subsets_for({c: MCFG.ops(c) for c in ("setup", "predict", "learn")}
 LINEAR = programs_lib.linear_algorithm((2, 1, 4), learning_rate=0.1)
 
 
-def jax_evaluator(**kw) -> JaxEvaluator:
-    return JaxEvaluator(TASKS, MEM, op_subsets=SUBSETS, chunk=32, **kw)
+def jax_evaluator(**kw) -> CachedEvaluator:
+    return make_evaluator(TASKS, MEM, backend="xla", op_subsets=SUBSETS, chunk=32, **kw)
 
 
 def random_programs(n: int, seed: int = 0):
@@ -52,30 +52,30 @@ def test_full_and_probe_match_reference_evaluator():
     ulps of dot) and exactly the same train steps; the train budget's
     zero-example jobs give the minimum fitness without running."""
     programs = random_programs(20) + [LINEAR, programs_lib.linear_algorithm((2, 1, 4), learning_rate=0.01)]
-    jobs = [Job(p, t, 100 if (p + t) % 7 else 37) for p in range(len(programs)) for t in range(3)]
-    jobs.append(Job(0, 1, 0))
-    ev = jax_evaluator(seed=5)
-    for job, r in zip(jobs, ev.full(programs, jobs), strict=True):
-        expected = reference.evaluate_task(programs[job.program], TASKS[job.task], MEM, seed=5,
-                                           num_train_examples=job.num_train_examples)
-        if job.num_train_examples == 0:
-            assert (r.fitness, r.train_steps) == (0.0, 0)
+    pairs = [(p, t) for p in range(len(programs)) for t in range(3)] + [(0, 1)]
+    counts = [100 if (p + t) % 7 else 37 for p, t in pairs[:-1]] + [0]
+    jobs = Jobs([p for p, _ in pairs], [t for _, t in pairs], counts, [5] * len(pairs))
+    fitness, steps = jax_evaluator(seed=5).full(programs, jobs)
+    for j, (p, t) in enumerate(pairs):
+        expected = reference.evaluate_task(programs[p], TASKS[t], MEM, seed=5, num_train_examples=counts[j])
+        if counts[j] == 0:
+            assert (fitness[j], steps[j]) == (0.0, 0)
             continue
-        assert r.fitness == pytest.approx(expected.fitness, rel=0, abs=1e-12)
-        assert r.train_steps == expected.train_steps
+        assert fitness[j] == pytest.approx(expected.fitness, rel=0, abs=1e-12)
+        assert steps[j] == expected.train_steps
     # Probe train steps are exact; keys agree wherever the errors are bit-equal (almost all here).
     fec = FECSpec(10, 10)
-    keys_j, steps_j = JaxEvaluator(TASKS, MEM, fec_spec=fec, op_subsets=SUBSETS, chunk=32).probe_keys(programs, jobs)
-    keys_r, steps_r = ReferenceEvaluator(TASKS, MEM, fec_spec=fec).probe_keys(programs, jobs)
-    assert steps_j == steps_r
-    assert np.mean(np.array(keys_j) == np.array(keys_r)) > 0.8
+    keys_j, steps_j = jax_evaluator(fec_spec=fec).probe_keys(programs, jobs)
+    keys_r, steps_r = make_evaluator(TASKS, MEM, fec_spec=fec).probe_keys(programs, jobs)
+    np.testing.assert_array_equal(steps_j, steps_r)
+    assert np.mean(keys_j == keys_r) > 0.8
 
 
 def test_whole_batch_matches_reference_with_budget_and_fec():
     programs = random_programs(12, seed=1) + [LINEAR] * 3
     budget = TrainBudget.neural_net((2, 1, 4), threshold_factor=0.25)  # rejects the longest programs
     kw = dict(fec_spec=FECSpec(10, 10), train_budget=budget)
-    ev_j, ev_r = jax_evaluator(**kw), ReferenceEvaluator(TASKS, MEM, **kw)
+    ev_j, ev_r = jax_evaluator(**kw), make_evaluator(TASKS, MEM, **kw)
     got, want = ev_j(programs), ev_r(programs)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
     assert ev_j.fec_hits >= 6  # the two repeats of LINEAR hit on every task
@@ -166,7 +166,7 @@ def _config(**changes) -> experiment.ExperimentConfig:
                 final_tasks=[{**SPEC, "data_seeds": [700], "param_seeds": [800]}], **OPS,
                 setup_size_init=2, predict_size_init=1, learn_size_init=4, fec={}, population_size=32,
                 tournament_size=5, initial_population="random", max_train_steps=60_000, progress_every=64,
-                memory=[4, 3, 1], max_experiments=2, random_seed=3, backend="jax", children_per_step=32,
+                memory=[4, 3, 1], max_experiments=2, random_seed=3, backend="xla", children_per_step=32,
                 checkpoint_every_seconds=None)
     base.update(changes)
     return experiment.ExperimentConfig(**base)
@@ -193,9 +193,9 @@ def test_jax_runs_are_deterministic(tmp_path):
 
 def test_hurdles_stop_weak_candidates_early():
     programs = [LINEAR, programs_lib.linear_algorithm((2, 1, 4), learning_rate=0.001)] + random_programs(4, 3)
-    plain = ReferenceEvaluator(TASKS, MEM)
+    plain = make_evaluator(TASKS, MEM)
     full = plain(programs)
-    ev = ReferenceEvaluator(TASKS, MEM, hurdle_tasks=1, hurdle_percentile=75.0)
+    ev = make_evaluator(TASKS, MEM, hurdle_tasks=1, hurdle_percentile=75.0)
     assert ev(programs) == full  # no population yet: no hurdle
     ev.set_population(np.array([0.2, 0.5, 0.5, 0.9, math.nan]))  # unique finite: 0.2, 0.5, 0.9
     assert ev.hurdle_threshold == pytest.approx(0.7)
@@ -209,11 +209,11 @@ def test_hurdles_stop_weak_candidates_early():
     assert ev.num_full_evaluations - before == len(programs) + 2 * passed
     assert ev.num_hurdle_stops == len(programs) - passed
     with pytest.raises(ValueError, match="hurdle_tasks"):
-        ReferenceEvaluator(TASKS, MEM, hurdle_tasks=3)
+        make_evaluator(TASKS, MEM, hurdle_tasks=3)
 
 
 def test_hurdle_threshold_follows_the_population_in_a_search():
-    ev = ReferenceEvaluator(TASKS[:2], MEM, fec_spec=FECSpec(10, 10), hurdle_tasks=1)
+    ev = make_evaluator(TASKS[:2], MEM, fec_spec=FECSpec(10, 10), hurdle_tasks=1)
     search = _search(ev, population=20, children=10)
     state = search.init(1)
     assert ev.hurdle_threshold is None
@@ -226,7 +226,7 @@ def test_experiment_config_hurdles_random_search_and_backend():
     cfg = _config(hurdle_tasks=1, random_search=True, dtype="float32")
     assert cfg.evolution_config().random_search
     ev = experiment.make_evaluator(cfg, TASKS, MEM, seed=0, hurdles=True)
-    assert isinstance(ev, JaxEvaluator) and ev.hurdle_tasks == 1 and ev.dtype == "float32"
+    assert isinstance(ev.backend, XlaBackend) and ev.hurdle_tasks == 1 and ev.backend.dtype == "float32"
     assert experiment.make_evaluator(cfg, TASKS, MEM, seed=0).hurdle_tasks == 0  # select/final: never
     with pytest.raises(experiment.ConfigError, match="hurdle_percentile"):
         _config(hurdle_percentile=120)

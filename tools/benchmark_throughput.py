@@ -142,7 +142,6 @@ def time_reference(progs, task, memory, n_ref):
 
 def run_config(name: str, rows: list, summary: dict) -> None:
     from azero_jax import jax_eval
-    from azero_jax.jax_eval import interpreter
 
     cfg = CONFIGS[name]
     rng = np.random.default_rng(0)
@@ -171,7 +170,7 @@ def run_config(name: str, rows: list, summary: dict) -> None:
     for n_prog in sweep:
         progs = progs_all[:n_prog]
         t0 = time.perf_counter()
-        traces = interpreter.trace_count()
+        traces = jax_eval.trace_count()
         jax_eval.evaluate_batch(progs, arrays, memory, op_subsets=subsets, dtype=FLAGS.dtype, gate=FLAGS.gate)
         first = time.perf_counter() - t0
         wall = cpu = float("inf")
@@ -181,7 +180,7 @@ def run_config(name: str, rows: list, summary: dict) -> None:
             w, c = time.perf_counter() - t0, time.process_time() - c0
             if w < wall:
                 wall, cpu = w, c
-        assert interpreter.trace_count() == traces + 1, "retraced on a repeated call"
+        assert jax_eval.trace_count() == traces + 1, "retraced on a repeated call"
         steps = n_prog * len(tasks) * n_train  # programs that stop early still cost (masked lanes)
         row = dict(config=name, dtype=FLAGS.dtype, programs=n_prog, lanes=n_prog * len(tasks),
                    compile_s=round(first - wall, 2), wall_s=round(wall, 3), cpu_s=round(cpu, 3),
@@ -213,18 +212,8 @@ def run_config(name: str, rows: list, summary: dict) -> None:
         if label == "full":
             full_compile = first - best_t
     full_ratio = times["full"] / times["subset"]
-    st = interpreter.Static(memory.scalars, memory.vectors, memory.matrices, memory.features, FLAGS.dtype,
-                            tuple(tuple(sorted(subsets[c])) for c in COMPONENTS), arrays.num_epochs,
-                            arrays.num_train, arrays.num_valid, FLAGS.gate, False)
-    import jax
-
-    with jax_eval._X64Scope(FLAGS.dtype):
-        fn = interpreter.build_evaluator(st, tuple(jax.local_devices()))
-        n_lane = np.full((len(tasks), batch.batch), n_train, np.int32)
-        compiled = fn.lower(tuple(batch.setup), tuple(batch.predict), tuple(batch.learn), arrays.x_steps,
-                            arrays.y_steps, arrays.x_valid, arrays.y_valid, arrays.task_index,
-                            arrays.classification, n_lane, np.zeros(batch.batch, np.uint32),
-                            np.float64(100.0)).compile()
+    compiled = jax_eval.compiled_executable(batch, arrays, memory, op_subsets=subsets, dtype=FLAGS.dtype,
+                                            gate=FLAGS.gate)
     fus = hlo_fusions(compiled.as_text())
     try:
         mem = compiled.memory_analysis()

@@ -9,115 +9,20 @@ PROGRAM_FILE may also name a shipped hand-written program (noop, linear,
 neural_net, damaged_neural_net). The last line printed is `fitness=<value>`, or
 with --json one JSON object with the fitness, train steps and the raw
 validation predictions (s1) of each task.
+
+A thin wrapper of `azero_jax.scripts.evaluate_program` (the `azero-evaluate`
+console script once the package is installed).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
-
-from absl import app, flags
 
 # Runnable from a checkout without installing.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from azero_jax import cli, programs, reference, serialization, tasks  # noqa: E402
-from azero_jax import fitness as fitness_lib  # noqa: E402
-from azero_jax.program import MemoryShape, ProgramError, validate_algorithm  # noqa: E402
-
-_TASKS = flags.DEFINE_string("tasks", None, f"task preset: one of {', '.join(sorted(tasks.PRESETS))}")
-_DATA = flags.DEFINE_string("data", None, "an .npz file with x_train, y_train, x_valid, y_valid")
-_EVAL_TYPE = flags.DEFINE_string("eval_type", "rms", "with --data: rms or accuracy")
-_MEMORY = flags.DEFINE_string("memory", "20,20,20", "S,V,M: numbers of scalar, vector and matrix addresses")
-_SEED = flags.DEFINE_integer("seed", 0, "seed of the random-op stream")
-_MAX_ABS_ERROR = flags.DEFINE_float("max_abs_error", fitness_lib.MAX_ABS_ERROR, "early-stopping threshold")
-_COMBINATION = flags.DEFINE_enum("combination", "mean", ["mean", "median"], "how task fitnesses combine")
-_JSON = flags.DEFINE_bool("json", False, "print one JSON object as the last line")
-_QUIET = flags.DEFINE_bool("quiet", False, "do not print the program and per-task lines")
-
-
-class UsageError(Exception):
-    """A bad flag or input; printed as one line, exit status 2."""
-
-
-def _parse_memory(text: str) -> tuple[int, int, int]:
-    try:
-        s, v, m = (int(part) for part in text.split(","))
-    except ValueError:
-        raise UsageError(f"--memory must be three integers S,V,M (e.g. 20,20,20), got {text!r}") from None
-    if s < 2 or v < 1 or m < 0:
-        raise UsageError(f"--memory needs S >= 2 (s0 label, s1 prediction), V >= 1 (v0 features), M >= 0; got {text}")
-    return s, v, m
-
-
-def _load_tasks() -> list[tasks.Task]:
-    if (_TASKS.value is None) == (_DATA.value is None):
-        raise UsageError("give exactly one of --tasks=PRESET or --data=FILE.npz")
-    try:
-        if _DATA.value is not None:
-            eval_type = fitness_lib.parse_eval_type(_EVAL_TYPE.value)
-            spec = tasks.TaskSpec(tasks.EXPLICIT, path=_DATA.value, eval_type=eval_type)
-            return tasks.make_tasks(spec)
-        return tasks.make_tasks(tasks.get_preset(_TASKS.value))
-    except (ValueError, OSError) as e:
-        raise UsageError(str(e).splitlines()[0]) from None
-
-
-def _load_program(path: str, memory: MemoryShape):
-    if not os.path.exists(path) and path in programs.HAND_WRITTEN:
-        return programs.hand_written(path)
-    return serialization.load_algorithm(path, memory=memory)
-
-
-def _json_number(x: float):
-    return x if math.isfinite(x) else ("NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity"))
-
-
-def run(argv: list[str]) -> int:
-    if len(argv) != 2:
-        raise UsageError("usage: evaluate_program.py PROGRAM_FILE (--tasks=PRESET | --data=FILE.npz) [--json]")
-    task_list = _load_tasks()
-    s, v, m = _parse_memory(_MEMORY.value)
-    memory = MemoryShape(s, v, m, task_list[0].features)
-    algorithm = _load_program(argv[1], memory)
-    validate_algorithm(algorithm, memory)
-    result = reference.evaluate(algorithm, task_list, memory, seed=_SEED.value, combination=_COMBINATION.value,
-                                max_abs_error=_MAX_ABS_ERROR.value)
-    if not _QUIET.value:
-        print(serialization.format_algorithm(algorithm), end="")
-        for task, r in zip(task_list, result.tasks, strict=True):
-            print(f"task {task.name or task.index}: fitness={r.fitness:.6f} train_steps={r.train_steps}"
-                  + (" (stopped early)" if r.stopped_early else ""))
-    if _JSON.value:
-        payload = {
-            "fitness": result.fitness,
-            "task_fitness": [r.fitness for r in result.tasks],
-            "train_steps": sum(r.train_steps for r in result.tasks),
-            "valid_predictions": (
-                None if result.tasks[0].valid_predictions is None
-                else [float(p) for p in result.tasks[0].valid_predictions]
-            ),
-            "task_valid_predictions": [
-                None if r.valid_predictions is None else [float(p) for p in r.valid_predictions]
-                for r in result.tasks
-            ],
-        }
-        # Python's json writes NaN/Infinity tokens, which the C++ cases' checker reads.
-        print(json.dumps(payload, default=_json_number))
-    else:
-        print(f"fitness={result.fitness!r}")
-    return 0
-
-
-def main(argv: list[str]) -> int:
-    try:
-        return run(argv)
-    except (UsageError, ProgramError) as e:
-        cli.fail(str(e))
-        raise  # unreachable: fail() exits
-
+from azero_jax.scripts import evaluate_program  # noqa: E402
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=cli.parse_flags)
+    evaluate_program.cli_main()

@@ -1,267 +1,51 @@
 """Batched JAX evaluation of many programs on many tasks.
 
-Host code calls only `evaluate_batch` (and, for float64 outside a call,
-`enable_x64`). Everything JAX-specific lives in this package:
+Public face (everything else in this package is internal):
 
-* `compile.py` turns programs into padded arrays (length/batch buckets);
-* `interpreter.py` runs them: lanes = (task, program), a `fori_loop` over
-  instructions with per-group dispatch built from the op table's kernels.
+* `evaluate_batch(programs, tasks, memory, ...)` -> fitness (P, T), or
+  (fitness, `Details`); `dispatch_batch` starts the same without waiting
+  (a `PendingEvaluation`);
+* `compile_programs` / `CompiledBatch` and `evaluate_compiled` /
+  `dispatch_compiled` for programs packed once and evaluated several times;
+* `TaskArrays`: tasks laid out once for many calls;
+* `compiled_executable`: the XLA executable of a configuration (HLO, buffers);
+* `enable_x64`, `x64_scope`, `DTYPES`, `trace_count` (how often the
+  interpreter was traced: a search must not retrace after warm-up).
+
+Inside: `compile.py` turns programs into padded arrays (length/batch
+buckets); `interpreter.py` runs them: lanes = (task, program), a `fori_loop`
+over instruction positions, the op table's kernels grouped by operand kinds,
+each group gated by `lax.cond` on whether any lane uses it there;
+`_batch.py` holds the entry points above.
 
 Batching rules: the tasks of one call must share the feature size F and the
 train / valid set sizes (group tasks by shape and call once per group);
-epochs may differ per task. float64 needs JAX's x64 mode: `evaluate_batch`
-enables it *only for the duration of the call* (a scoped
+epochs may differ per task. float64 needs JAX's x64 mode: the entry points
+enable it *only for the duration of the call* (a scoped
 ``jax.enable_x64(True)``) unless `enable_x64()` has switched it on globally;
 nothing is changed at import.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from typing import Any
-
-import jax
-import numpy as np
-
-from azero_jax import fitness as fitness_lib
-from azero_jax import ops as ops_lib
-from azero_jax.jax_eval.compile import CompiledBatch, batch_bucket, compile_programs, length_bucket
-from azero_jax.jax_eval.interpreter import Static, build_evaluator, make_groups, trace_count
-from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
-from azero_jax.tasks import Task
+from azero_jax.jax_eval._batch import (
+    DTYPES,
+    Details,
+    PendingEvaluation,
+    TaskArrays,
+    compiled_executable,
+    dispatch_batch,
+    dispatch_compiled,
+    enable_x64,
+    evaluate_batch,
+    evaluate_compiled,
+    x64_scope,
+)
+from azero_jax.jax_eval.compile import CompiledBatch, compile_programs
+from azero_jax.jax_eval.interpreter import trace_count
 
 __all__ = [
-    "CompiledBatch", "compile_programs", "batch_bucket", "length_bucket", "evaluate_batch", "evaluate_compiled",
-    "dispatch_batch", "dispatch_compiled", "PendingEvaluation",
-    "enable_x64", "trace_count", "make_groups", "prepare_tasks", "TaskArrays",
+    "DTYPES", "CompiledBatch", "Details", "PendingEvaluation", "TaskArrays", "compile_programs",
+    "compiled_executable", "dispatch_batch", "dispatch_compiled", "enable_x64", "evaluate_batch",
+    "evaluate_compiled", "trace_count", "x64_scope",
 ]
-
-DTYPES = ("float64", "float32")
-
-
-def enable_x64(enabled: bool = True) -> None:
-    """Switches JAX's global 64-bit mode (call before creating arrays)."""
-    jax.config.update("jax_enable_x64", bool(enabled))
-
-
-class _X64Scope:
-    """`jax.enable_x64(True)` for float64 calls when x64 is off globally."""
-
-    def __init__(self, dtype: str):
-        self._ctx = None
-        if dtype == "float64" and not jax.config.jax_enable_x64:
-            self._ctx = jax.enable_x64(True) if hasattr(jax, "enable_x64") else _experimental_x64()
-
-    def __enter__(self):
-        if self._ctx is not None:
-            self._ctx.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            return self._ctx.__exit__(*exc)
-        return False
-
-
-def _experimental_x64():
-    from jax.experimental import enable_x64 as ctx  # older JAX
-
-    return ctx()
-
-
-class TaskArrays:
-    """Task data laid out for the interpreter (examples major, tasks last)."""
-
-    def __init__(self, tasks: Sequence[Task]):
-        if not tasks:
-            raise ValueError("evaluate_batch needs at least one task")
-        first = tasks[0]
-        for t in tasks:
-            if (t.features, t.num_train, t.num_valid) != (first.features, first.num_train, first.num_valid):
-                raise ValueError(
-                    "tasks of one batch must share F and train/valid sizes; got "
-                    f"(F={t.features}, train={t.num_train}, valid={t.num_valid}) vs (F={first.features}, "
-                    f"train={first.num_train}, valid={first.num_valid}); group tasks by shape")
-        self.tasks = tuple(tasks)
-        self.features = first.features
-        self.num_train = first.num_train
-        self.num_valid = first.num_valid
-        self.num_epochs = max(t.num_train_epochs for t in tasks)
-        n_all = self.num_epochs * self.num_train
-        xs, ys = [], []
-        for t in tasks:
-            order = t.epoch_order()
-            order = np.concatenate([order, np.zeros(n_all - len(order), dtype=order.dtype)])  # masked tail
-            xs.append(t.x_train[order])
-            ys.append(t.y_train[order])
-        x = np.stack(xs, axis=1)  # (E*N, T, F)
-        y = np.stack(ys, axis=-1)  # (E*N, T)
-        self.x_steps = x.reshape(self.num_epochs, self.num_train, len(tasks), self.features)
-        self.y_steps = y.reshape(self.num_epochs, self.num_train, len(tasks))
-        self.x_valid = np.stack([t.x_valid for t in tasks], axis=1)
-        self.y_valid = np.stack([t.y_valid for t in tasks], axis=-1)
-        self.task_index = np.array([t.index & 0xFFFFFFFF for t in tasks], dtype=np.uint32)
-        self.classification = np.array([t.eval_type == fitness_lib.ACCURACY for t in tasks])
-        self.max_train = np.array([t.num_train * t.num_train_epochs for t in tasks], dtype=np.int64)
-
-
-def prepare_tasks(tasks: Sequence[Task]) -> TaskArrays:
-    return TaskArrays(tasks)
-
-
-def _lane_train_counts(num_train_examples, arrays: TaskArrays, batch: int, n: int) -> np.ndarray:
-    """(T, P) int32 train examples per lane (min with the task's maximum)."""
-    t = len(arrays.tasks)
-    if num_train_examples is None:
-        req = np.broadcast_to(arrays.max_train[:, None], (t, batch))
-    else:
-        req = np.asarray(num_train_examples, dtype=np.int64)
-        if req.ndim == 0:
-            req = np.broadcast_to(req, (t, batch))
-        elif req.shape == (t,):
-            req = np.broadcast_to(req[:, None], (t, batch))
-        elif req.shape == (n, t):
-            full = np.zeros((t, batch), np.int64)
-            full[:, :n] = req.T
-            req = full
-        else:
-            raise ValueError(f"num_train_examples must be an int, shape ({t},) or ({n}, {t}); got {req.shape}")
-    return np.minimum(req, arrays.max_train[:, None]).clip(0, None).astype(np.int32)
-
-
-def _lane_seeds(seed: Any, batch: int, n: int) -> np.ndarray:
-    """(P,) uint32 random stream seed per program lane."""
-    if isinstance(seed, (int, np.integer)):
-        return np.full(batch, int(seed) & 0xFFFFFFFF, dtype=np.uint32)
-    seeds = np.asarray(seed)
-    if seeds.shape != (n,) or not np.issubdtype(seeds.dtype, np.integer):
-        raise ValueError(f"seed must be an int or one integer per program ({n},); got {seeds.dtype} {seeds.shape}")
-    out = np.zeros(batch, dtype=np.uint32)
-    out[:n] = (seeds.astype(np.int64) & 0xFFFFFFFF).astype(np.uint32)
-    return out
-
-
-def _fitness(out: dict[str, np.ndarray], arrays: TaskArrays) -> np.ndarray:
-    """(T, P) fitness from per-epoch validation losses (host, float64)."""
-    loss = out["loss"].astype(np.float64)
-    nv = arrays.num_valid
-    with np.errstate(all="ignore"):
-        acc = 1.0 - loss / nv
-        rmse = np.sqrt(loss / nv)
-        rms = np.where(np.isfinite(rmse), 1.0 - (2.0 / math.pi) * np.arctan(rmse), fitness_lib.MIN_FITNESS)
-    fit = np.where(arrays.classification[None, :, None], acc, rms)
-    fit = np.where(out["validated"] & ~out["vstop"], fit, fitness_lib.MIN_FITNESS)
-    return np.maximum(fit.max(axis=0), fitness_lib.MIN_FITNESS)
-
-
-class PendingEvaluation:
-    """An evaluation dispatched to the devices and still running (JAX
-    dispatch is asynchronous): `result()` waits and returns what
-    `evaluate_compiled` returns. Lets the host pack the next batch meanwhile."""
-
-    def __init__(self, out: Any, arrays: TaskArrays, num_programs: int, return_details: bool):
-        self._out = out
-        self._arrays = arrays
-        self._n = num_programs
-        self._details = return_details
-
-    def result(self):
-        out = jax.tree_util.tree_map(np.asarray, self._out)
-        arrays, n = self._arrays, self._n
-        fitness = _fitness(out, arrays)[:, :n].T
-        if not self._details:
-            return fitness
-        details = dict(
-            train_steps=out["steps"][:, :n].T,
-            stopped_early=out["stopped"][:, :n].T,
-            # (n_programs, T, E, NV) raw s1 after Predict on each validation example
-            valid_predictions=np.moveaxis(out["valid_predictions"][..., :n], (3, 2), (0, 1)),
-            # (n_programs, T, E*N) |y - s1| per train step (valid up to train_steps)
-            train_errors=np.moveaxis(out["train_errors"][..., :n], (3, 2), (0, 1)).reshape(n, len(arrays.tasks), -1),
-            validated=out["validated"][..., :n].transpose(2, 1, 0),
-            valid_stopped=out["vstop"][..., :n].transpose(2, 1, 0),
-        )
-        return fitness, details
-
-
-def dispatch_compiled(
-    batch: CompiledBatch,
-    tasks: Sequence[Task] | TaskArrays,
-    memory: MemoryShape,
-    *,
-    op_subsets: dict[str, Sequence[int]] | None = None,
-    dtype: str = "float64",
-    seed: Any = 0,
-    max_abs_error: float = fitness_lib.MAX_ABS_ERROR,
-    num_train_examples: Any = None,
-    return_details: bool = False,
-    devices: Sequence[Any] | None = None,
-    gate: str = "auto",
-) -> PendingEvaluation:
-    """Starts `evaluate_compiled` without waiting for it (see PendingEvaluation)."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    arrays = tasks if isinstance(tasks, TaskArrays) else TaskArrays(tasks)
-    devices = tuple(jax.local_devices() if devices is None else devices)
-    if batch.batch % len(devices):
-        raise ValueError(f"batch of {batch.batch} is not a multiple of the {len(devices)} devices")
-    subsets = tuple(
-        tuple(sorted(set(ops_lib.ALL_OPS if op_subsets is None else (int(o) for o in op_subsets[c]))))
-        for c in COMPONENTS)
-    st = Static(memory.scalars, memory.vectors, memory.matrices, arrays.features, dtype, subsets,
-                arrays.num_epochs, arrays.num_train, arrays.num_valid, gate, bool(return_details))
-    n_lane = _lane_train_counts(num_train_examples, arrays, batch.batch, batch.num_programs)
-    lane_seed = _lane_seeds(seed, batch.batch, batch.num_programs)
-    with _X64Scope(dtype):
-        fn = build_evaluator(st, devices)
-        out = fn(tuple(batch.setup), tuple(batch.predict), tuple(batch.learn), arrays.x_steps, arrays.y_steps,
-                 arrays.x_valid, arrays.y_valid, arrays.task_index, arrays.classification, n_lane,
-                 lane_seed, np.float64(max_abs_error))
-    return PendingEvaluation(out, arrays, batch.num_programs, bool(return_details))
-
-
-def evaluate_compiled(batch: CompiledBatch, tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, **kwargs):
-    """Like `evaluate_batch` for an already compiled batch (same keyword
-    arguments except `batch_size`)."""
-    return dispatch_compiled(batch, tasks, memory, **kwargs).result()
-
-
-def evaluate_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskArrays, memory: MemoryShape,
-                   **kwargs):
-    """Fitness of every program on every task: array (n_programs, n_tasks).
-
-    Args:
-      programs: algorithms to evaluate.
-      tasks: tasks sharing F and train/valid sizes (see module doc).
-      memory: S/V/M counts; F is taken from the tasks.
-      op_subsets: {"setup": ids, "predict": ids, "learn": ids}: the ops the
-        interpreter is specialized on (the experiment's allowed ops; much
-        faster than the default full 65-op table).
-      dtype: "float64" (bit-faithful to the reference up to libm ulps) or
-        "float32" (fast; agrees to tolerance on well-conditioned programs).
-      seed: random-op stream seed (same stream as `azero_jax.reference`): an
-        int, or one per program (n_programs,).
-      num_train_examples: None (all epochs), an int, per task (T,), or per
-        program and task (n_programs, T), e.g. from the train budget.
-      return_details: also return a dict with train_steps, stopped_early,
-        train_errors (FEC hashing) and valid_predictions per program/task.
-      devices: devices to shard the program axis over (default: all local).
-      batch_size: force the padded batch size (else a bucket).
-      gate: op-group gating policy, see `interpreter.make_groups`.
-    """
-    return dispatch_batch(programs, tasks, memory, **kwargs).result()
-
-
-def dispatch_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
-                   op_subsets: dict[str, Sequence[int]] | None = None, devices: Sequence[Any] | None = None,
-                   batch_size: int | None = None, **kwargs) -> PendingEvaluation:
-    """`evaluate_batch` without waiting: packs the programs and starts the
-    evaluation (the other keyword arguments are `dispatch_compiled`'s);
-    returns a `PendingEvaluation`."""
-    n_dev = len(jax.local_devices()) if devices is None else len(devices)
-    if not isinstance(tasks, TaskArrays):
-        tasks = TaskArrays(tasks)
-    memory = memory.with_features(tasks.features)
-    batch = compile_programs(programs, memory, op_subsets=op_subsets, batch_multiple=n_dev, batch_size=batch_size)
-    return dispatch_compiled(batch, tasks, memory, op_subsets=op_subsets, devices=devices, **kwargs)

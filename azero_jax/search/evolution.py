@@ -8,7 +8,7 @@ reproducible from its seed, checkpointable at any step, and testable.
 Batching: each step draws `children_per_step` parents per island by
 independent tournaments on the population as it is before the step (all
 tournament draws of an island first, then the mutations), mutates them,
-evaluates all children of all islands in ONE `evaluate_fn` call, and
+evaluates all children of all islands in ONE `Evaluator.evaluate` call, and
 writes them over the oldest slots in sweep order. `children_per_step = 1` is
 the reference's sequential algorithm (each tournament sees the previous
 child); larger values trade that for device-sized batches.
@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 
 from azero_jax import serialization
+from azero_jax.evaluation.base import Evaluator, as_evaluator
 from azero_jax.program import Algorithm
 from azero_jax.search.mutator import Mutator
 
+# A plain fitness function is accepted where an Evaluator is expected (tests, toy problems).
 EvaluateFn = Callable[[list[Algorithm]], Sequence[float]]
 # The init model (e.g. an `InitialPopulation`): a fresh program per call.
 ProgramSource = Callable[[np.random.Generator], Algorithm]
@@ -141,11 +143,21 @@ def population_stats(fitnesses: np.ndarray) -> tuple[float, float, float]:
     return mean, math.sqrt(max(var, 0.0)), float(f[best_index(f)])
 
 
-def progress_line(num_individuals: int, elapsed_secs: float, fitnesses: np.ndarray) -> str:
-    """The reference's progress line (`MaybePrintProgress`)."""
+def progress_line(num_individuals: int, elapsed_secs: float, fitnesses: np.ndarray, *,
+                  indivs_per_sec: float | None = None, train_steps_per_sec: float | None = None,
+                  fec_hit_rate: float | None = None) -> str:
+    """The reference's progress line (`MaybePrintProgress`), followed by
+    whichever of the throughput and FEC hit rate are given."""
     mean, stdev, best = population_stats(fitnesses)
-    return (f"indivs={num_individuals}, elapsed_secs={int(elapsed_secs)}, mean={mean:.6f}, "
+    line = (f"indivs={num_individuals}, elapsed_secs={int(elapsed_secs)}, mean={mean:.6f}, "
             f"stdev={stdev:.6f}, best fit={best:.6f},")
+    if indivs_per_sec is not None:
+        line += f" indivs/s={indivs_per_sec:.1f},"
+    if train_steps_per_sec is not None:
+        line += f" train_steps/s={train_steps_per_sec:.0f},"
+    if fec_hit_rate is not None:
+        line += f" fec_hit_rate={fec_hit_rate:.4f},"
+    return line
 
 
 # ------------------------------------------------------------ search --
@@ -154,24 +166,25 @@ class RegularizedEvolution:
     """Regularized evolution over one or more islands.
 
     `generator(rng)` gives the init model (and random search's children);
-    `evaluate_fn(programs) -> fitnesses` is called once per `init` and once
-    per `step` with every new program of that call (batched).
+    `evaluator` (an `azero_jax.evaluation.Evaluator`, or a plain
+    `fn(programs) -> fitnesses`) evaluates once per `init` and once per
+    `step` every new program of that call (batched); before each step it is
+    given the population's fitnesses (`set_population`, for hurdles).
 
     `island_tasks` (optional, one entry per island): the task indices each
     island searches on (the paper's mixed setting: some islands on one
-    dataset's tasks, the others on another's). `evaluate_fn` is then called
-    as `evaluate_fn(programs, tasks=per_program_task_lists)` (a
-    `CachedEvaluator` accepts that), and a migrant is re-evaluated on its new
+    dataset's tasks, the others on another's). The evaluator is then called
+    as `evaluate(programs, tasks=per_program_task_lists)`, and a migrant is re-evaluated on its new
     island's tasks, since fitnesses on different tasks do not compare.
     """
 
     def __init__(self, config: EvolutionConfig, mutator: Mutator, generator: ProgramSource,
-                 evaluate_fn: EvaluateFn, *, log: Callable[[str], None] | None = print,
+                 evaluator: Evaluator | EvaluateFn, *, log: Callable[[str], None] | None = print,
                  island_tasks: Sequence[Sequence[int]] | None = None):
         self.config = config
         self.mutator = mutator
         self.generator = generator
-        self.evaluate_fn = evaluate_fn
+        self.evaluator = as_evaluator(evaluator)
         self.log = log
         if island_tasks is not None:
             island_tasks = tuple(tuple(int(t) for t in ts) for ts in island_tasks)
@@ -187,13 +200,13 @@ class RegularizedEvolution:
         """Fitnesses of `programs`; `islands[i]` is program i's island (only
         read when islands search on different tasks)."""
         if self.island_tasks is None:
-            values = np.asarray(list(self.evaluate_fn(programs)), dtype=np.float64)
+            values = np.asarray(list(self.evaluator.evaluate(programs)), dtype=np.float64)
         else:
             assert islands is not None
             tasks = [self.island_tasks[k] for k in islands]
-            values = np.asarray(list(self.evaluate_fn(programs, tasks=tasks)), dtype=np.float64)
+            values = np.asarray(list(self.evaluator.evaluate(programs, tasks=tasks)), dtype=np.float64)
         if values.shape != (len(programs),):
-            raise ValueError(f"evaluate_fn returned {values.shape[0] if values.ndim else 0} fitnesses "
+            raise ValueError(f"the evaluator returned {values.shape[0] if values.ndim else 0} fitnesses "
                              f"for {len(programs)} programs")
         return values
 
@@ -244,9 +257,7 @@ class RegularizedEvolution:
                 children.extend(self.mutator.mutate(rng, island.programs[w], num_mutations=1)
                                 for w in winners.tolist())
         self.timers["select_mutate"] += time.perf_counter() - start
-        set_population = getattr(self.evaluate_fn, "set_population", None)
-        if set_population is not None:  # hurdles: the threshold follows the population
-            set_population(all_fitnesses(state))
+        self.evaluator.set_population(all_fitnesses(state))  # hurdles: the threshold follows the population
         start = time.perf_counter()
         k = cfg.children_per_step
         values = self._evaluate(children, [i // k for i in range(len(children))])
@@ -275,23 +286,64 @@ class RegularizedEvolution:
         k, p = self.config.children_per_step, self.config.population_size
         return (state.num_steps * k) // p > ((state.num_steps - 1) * k) // p
 
-    def maybe_log_progress(self, state: EvolutionState) -> None:
-        if self.log is None:
-            return
+    def maybe_log_progress(self, state: EvolutionState, *, log: Callable[[str], None] | None = None,
+                           elapsed_secs: float | None = None,
+                           counters: dict[str, int] | None = None) -> dict[str, float] | None:
+        """The progress printer: at most once per `progress_every`
+        individuals (tracked in `state.last_progress`), logs `progress_line`.
+
+        log: where to (default: this instance's `log`; with neither, nothing
+          happens and the throttle is left as it is).
+        elapsed_secs: the time to show (default: since this instance was made).
+        counters: {"individuals", "train_steps"} totals to show per second of
+          `elapsed_secs`, and {"fec_hits", "fec_misses"} for the FEC hit
+          rate; the line then carries those after the reference's fields.
+        Returns what was printed (indivs, elapsed_secs, mean, stdev, best_fit,
+        and with counters indivs_per_sec, train_steps_per_sec,
+        fec_hit_rate), or None when no line was due.
+        """
+        log = self.log if log is None else log
+        if log is None:
+            return None
         every = self.config.progress_every
         if state.last_progress is not None and state.num_individuals < state.last_progress + every:
-            return
+            return None
         state.last_progress = state.num_individuals
-        self.log(progress_line(state.num_individuals, time.monotonic() - self.start_time, all_fitnesses(state)))
+        if elapsed_secs is None:
+            elapsed_secs = time.monotonic() - self.start_time
+        fits = all_fitnesses(state)
+        mean, stdev, best = population_stats(fits)
+        shown: dict[str, float] = {"indivs": state.num_individuals, "elapsed_secs": elapsed_secs, "mean": mean,
+                                   "stdev": stdev, "best_fit": best}
+        rates: dict[str, float] = {}
+        if counters is not None:
+            secs = max(elapsed_secs, 1e-9)
+            lookups = counters["fec_hits"] + counters["fec_misses"]
+            rates = {"indivs_per_sec": counters["individuals"] / secs,
+                     "train_steps_per_sec": counters["train_steps"] / secs,
+                     "fec_hit_rate": counters["fec_hits"] / lookups if lookups else 0.0}
+            shown.update(rates)
+        log(progress_line(state.num_individuals, elapsed_secs, fits, **rates))
+        return shown
 
     def run(self, state: EvolutionState, *, max_individuals: int | None = None, max_steps: int | None = None,
             max_seconds: float | None = None, max_train_steps: int | None = None,
             train_steps_fn: Callable[[], int] | None = None,
-            should_stop: Callable[[EvolutionState], bool] | None = None) -> EvolutionState:
-        """Steps until a budget is spent; budgets are tested only at sweep
-        boundaries, like the reference (so it may overshoot by < one sweep).
-        `max_train_steps` counts from the start of this call, read from
-        `train_steps_fn` (e.g. the evaluator's counter)."""
+            should_stop: Callable[[EvolutionState], bool] | None = None,
+            on_step: Callable[[EvolutionState], None] | None = None,
+            on_sweep: Callable[[EvolutionState], None] | None = None) -> EvolutionState:
+        """The search loop (reference `Run`): steps until a completed sweep,
+        then reports, until done. Budgets and `should_stop(state)` are tested
+        only between sweeps (before the first step too), like the reference
+        (so a run may overshoot by < one sweep). `max_train_steps` counts from
+        the start of this call, read from `train_steps_fn` (e.g. the
+        evaluator's counter).
+
+        on_step(state): after every step (e.g. a test's kill hook).
+        on_sweep(state): after every completed sweep, after this instance's
+          own progress line (`maybe_log_progress`): the caller's progress
+          and checkpoints.
+        """
         start = time.monotonic()
         start_individuals = state.num_individuals
         start_steps = state.num_steps
@@ -312,9 +364,13 @@ class RegularizedEvolution:
         while not done():
             while True:
                 state = self.step(state)
+                if on_step is not None:
+                    on_step(state)
                 if self.completed_sweep(state):
                     break
             self.maybe_log_progress(state)
+            if on_sweep is not None:
+                on_sweep(state)
         return state
 
 

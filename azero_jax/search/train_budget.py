@@ -8,7 +8,10 @@ and so the search throughput. Cost is the op table's benchmark cost per op.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
 from azero_jax import ops as ops_lib
 from azero_jax import programs as programs_lib
@@ -59,3 +62,37 @@ class TrainBudget:
         train = component_cost(algorithm.predict) + component_cost(algorithm.learn)
         baseline = self.baseline_setup_cost + n * self.baseline_train_cost
         return int(budget) if setup + n * train <= baseline * self.threshold_factor else 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainBudgetSpec:
+    """The train-budget setting of an experiment (its JSON form is
+    {"baseline": ..., "factor": ...}): which hand-written program is the
+    baseline (short or reference name, stored short) and the threshold
+    factor. `build` makes the `TrainBudget` for the experiment's init sizes."""
+
+    baseline: str = "neural_net"
+    factor: float = DEFAULT_THRESHOLD_FACTOR
+
+    def __post_init__(self):
+        name = str(self.baseline).strip()
+        name = programs_lib.REFERENCE_NAMES.get(name.upper(), name.lower())
+        if name not in programs_lib.HAND_WRITTEN:
+            raise ValueError(f"TrainBudgetSpec.baseline must be one of {', '.join(programs_lib.HAND_WRITTEN)}, "
+                             f"got {self.baseline!r}")
+        factor = self.factor
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or math.isnan(factor) or factor <= 0:
+            raise ValueError(f"TrainBudgetSpec.factor must be a number > 0, got {factor!r}")
+        object.__setattr__(self, "baseline", name)
+        object.__setattr__(self, "factor", float(factor))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainBudgetSpec:
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "factor": self.factor}
+
+    def build(self, init_sizes: Sequence[int] = (0, 0, 0)) -> TrainBudget:
+        """The budget: the baseline padded to `init_sizes` (like the reference's Generator)."""
+        return TrainBudget.neural_net(init_sizes, self.factor, baseline=self.baseline)

@@ -1,10 +1,11 @@
-"""Multi-task evaluation with train budget and FEC (spec §8-§9), batched.
+"""`CachedEvaluator`: multi-task evaluation with train budget, FEC, hurdles
+and counters (spec §8-§9) on top of any `Backend`.
 
-`CachedEvaluator` owns everything that is not "run a program on a task":
-train-budget example counts, FEC probes -> hash -> LRU lookup, combination of
-per-task fitnesses, and the counters. Subclasses supply two batched hooks,
-`probe` and `full`, so the NumPy reference (`ReferenceEvaluator`, here) and a
-batched JAX evaluator share the exact same cache semantics.
+Everything that is not "run a program on a task" lives here, once: the
+train-budget example counts (an untrained job scores the minimum fitness
+without running, as in the reference), FEC probes -> hash -> LRU lookup, the
+combination of per-task fitnesses, hurdles, the individuals' random streams
+and the counters. The backend only runs the jobs it is given.
 
 Batching vs the reference's sequential order: lookups are replayed in
 (program, task) order and a miss inserts a placeholder at once, so a later
@@ -18,51 +19,20 @@ values, cache contents and train-step counts as one-at-a-time evaluation.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any
 
 import numpy as np
 
 from azero_jax import fitness as fitness_lib
-from azero_jax import reference
 from azero_jax import rng as rng_lib
-from azero_jax.program import Algorithm, MemoryShape
-from azero_jax.search.fec import FEC_RANDOM_SEED, FECCache, FECSpec, fec_hash
+from azero_jax.evaluation.base import MIN_TRAIN_EXAMPLES, Backend, Counters, Jobs
+from azero_jax.program import Algorithm
+from azero_jax.search.fec import FEC_RANDOM_SEED, FECCache, FECSpec, fec_hash_batch
 from azero_jax.search.train_budget import TrainBudget
-from azero_jax.tasks import Task
 
-# The reference requires every task to allow at least this many train examples.
-MIN_TRAIN_EXAMPLES = 10
-
-
-class Job(NamedTuple):
-    """One (program, task) evaluation: indices into the batch and the task
-    list, the number of train examples (all epochs) to use, and the random
-    stream seed of a full evaluation (None: the evaluator's `seed`). (A
-    NamedTuple: a search builds ~10 per child, and frozen dataclasses are slow
-    to make.)"""
-
-    program: int
-    task: int
-    num_train_examples: int
-    seed: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class ProbeResult:
-    """Per-example errors of an FEC probe and the train steps it took."""
-
-    train_errors: Sequence[float]
-    valid_errors: Sequence[float]
-    train_steps: int
-
-
-@dataclasses.dataclass(frozen=True)
-class FullResult:
-    fitness: float
-    train_steps: int
+_STATE_KEYS = ("num_individuals", "num_train_steps", "num_full_evaluations", "cache")
 
 
 class _Pending:
@@ -75,10 +45,7 @@ class _Pending:
 
 
 class CachedEvaluator:
-    """Front end: `__call__(programs) -> fitnesses` over all tasks.
-
-    Subclasses implement `probe(programs, jobs)` and `full(programs, jobs)`
-    (or, to hash a whole batch in a few array operations, `probe_keys`).
+    """The search's `Evaluator` (see `azero_jax.evaluation.base`).
 
     Random-set ops: every individual's full evaluations draw from a stream of
     their own, keyed by (`seed`, its number among this evaluator's
@@ -93,10 +60,11 @@ class CachedEvaluator:
     and is not evaluated on the remaining tasks (saving their cost).
     """
 
-    def __init__(self, tasks: Sequence[Task], *, fec_spec: FECSpec | None = None,
+    def __init__(self, backend: Backend, *, fec_spec: FECSpec | None = None,
                  train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
                  hurdle_tasks: int = 0, hurdle_percentile: float = 75.0, seed: int = 0):
-        self.tasks = list(tasks)
+        self.backend = backend
+        self.tasks = list(backend.tasks)
         if not self.tasks:
             raise ValueError("an evaluator needs at least one task")
         for t in self.tasks:
@@ -126,30 +94,12 @@ class CachedEvaluator:
         self.num_train_steps = 0
         self.num_full_evaluations = 0
         self.num_hurdle_stops = 0
+        self._max_train = np.array([t.num_train * t.num_train_epochs for t in self.tasks], dtype=np.int64)
+        self._task_index = np.array([t.index for t in self.tasks], dtype=np.int64)
         # Wall seconds per phase (profiling only; never affects results).
         self.timers: dict[str, float] = collections.defaultdict(float)
 
-    # -- hooks --
-    def probe(self, programs: Sequence[Algorithm], jobs: Sequence[Job]) -> list[ProbeResult]:
-        raise NotImplementedError
-
-    def full(self, programs: Sequence[Algorithm], jobs: Sequence[Job]) -> list[FullResult]:
-        raise NotImplementedError
-
-    def probe_keys(self, programs: Sequence[Algorithm], jobs: Sequence[Job]) -> tuple[list[int], list[int]]:
-        """FEC keys and probe train steps per job (default: `probe` + hash)."""
-        start = time.perf_counter()
-        probes = self.probe(programs, jobs)
-        self.timers["probe"] += time.perf_counter() - start
-        keys = [fec_hash(pr.train_errors, pr.valid_errors, self.tasks[job.task].index, job.num_train_examples)
-                for job, pr in zip(jobs, probes, strict=True)]
-        return keys, [int(pr.train_steps) for pr in probes]
-
-    def job_seed(self, job: Job) -> int:
-        """The random stream seed of `job`'s full evaluation."""
-        return self.seed if job.seed is None else job.seed
-
-    # -- counters --
+    # -- counters and state --
     @property
     def fec_hits(self) -> int:
         return self.cache.hits if self.cache is not None else 0
@@ -158,10 +108,34 @@ class CachedEvaluator:
     def fec_misses(self) -> int:
         return self.cache.misses if self.cache is not None else 0
 
-    def counters(self) -> dict[str, int]:
-        return {"individuals": self.num_individuals, "train_steps": self.num_train_steps,
-                "full_evaluations": self.num_full_evaluations, "fec_hits": self.fec_hits,
-                "fec_misses": self.fec_misses}
+    def counters(self) -> Counters:
+        return Counters(individuals=self.num_individuals, train_steps=self.num_train_steps,
+                        full_evaluations=self.num_full_evaluations, fec_hits=self.fec_hits,
+                        fec_misses=self.fec_misses, hurdle_stops=self.num_hurdle_stops)
+
+    def to_state(self) -> dict[str, Any]:
+        """Counters and the FEC cache (JSON-able): what a resumed search needs
+        to continue exactly (the individuals' random streams are numbered by
+        `num_individuals`)."""
+        return {"num_individuals": self.num_individuals, "num_train_steps": self.num_train_steps,
+                "num_full_evaluations": self.num_full_evaluations, "num_hurdle_stops": self.num_hurdle_stops,
+                "cache": None if self.cache is None else self.cache.to_state()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restores `to_state()`'s snapshot (KeyError/TypeError/ValueError on a
+        malformed one). `num_hurdle_stops` may be missing (checkpoints written
+        before it was saved): it then restarts at 0."""
+        missing = [k for k in _STATE_KEYS if k not in state]
+        if missing:
+            raise KeyError(f"evaluator state lacks {', '.join(missing)}")
+        if (state["cache"] is None) != (self.cache is None):
+            raise ValueError("evaluator state and evaluator disagree on whether FEC is on")
+        self.num_individuals = int(state["num_individuals"])
+        self.num_train_steps = int(state["num_train_steps"])
+        self.num_full_evaluations = int(state["num_full_evaluations"])
+        self.num_hurdle_stops = int(state.get("num_hurdle_stops", 0))
+        if state["cache"] is not None:
+            self.cache = FECCache.from_state(state["cache"])
 
     # -- hurdles --
     def set_population(self, fitnesses: np.ndarray) -> None:
@@ -175,52 +149,77 @@ class CachedEvaluator:
         self.hurdle_threshold = float(np.percentile(values, self.hurdle_percentile)) if values.size else None
 
     # -- evaluation --
-    def _num_train(self, program: Algorithm, task: Task) -> int:
-        max_train = task.num_train * task.num_train_epochs
-        if self.train_budget is None:
-            return max_train
-        return self.train_budget.train_examples(program, max_train)
+    def probe_keys(self, programs: Sequence[Algorithm], jobs: Jobs) -> tuple[np.ndarray, np.ndarray]:
+        """FEC keys (uint64) and probe train steps (int64) per job."""
+        assert self.fec_spec is not None
+        start = time.perf_counter()
+        probe = self.backend.probe(programs, jobs, num_train=self.fec_spec.num_train_examples,
+                                   num_valid=self.fec_spec.num_valid_examples, seed=FEC_RANDOM_SEED)
+        self.timers["probe"] += time.perf_counter() - start
+        start = time.perf_counter()
+        keys = fec_hash_batch(probe.errors, probe.lengths, self._task_index[jobs.task], jobs.num_train_examples)
+        self.timers["hash"] += time.perf_counter() - start
+        return keys, np.asarray(probe.train_steps, dtype=np.int64)
 
-    def _evaluate_jobs(self, programs: list[Algorithm], jobs: list[Job]) -> list[float]:
+    def full(self, programs: Sequence[Algorithm], jobs: Jobs) -> tuple[np.ndarray, np.ndarray]:
+        """Fitness and train steps per job; a job with no train examples (over
+        the train budget) is not trained and gets the minimum fitness, as in
+        the reference."""
+        fitness = np.full(len(jobs), fitness_lib.MIN_FITNESS, dtype=np.float64)
+        steps = np.zeros(len(jobs), dtype=np.int64)
+        live = np.flatnonzero(jobs.num_train_examples > 0)
+        if live.size:
+            result = self.backend.full(programs, jobs.take(live))
+            fitness[live] = result.fitness
+            steps[live] = result.train_steps
+        return fitness, steps
+
+    def _evaluate_jobs(self, programs: list[Algorithm], jobs: Jobs) -> list[float]:
         """Per-job fitness: FEC probe + lookup (if on), then one batched full
         evaluation of the misses; counts train steps."""
-        # values[i]: a float, or the index of the full job that will produce it.
-        values: list[float | int] = []
-        full_jobs: list[Job] = []
-        pending: list[tuple[int, _Pending]] = []
         if self.cache is None:
-            values = list(range(len(jobs)))
             full_jobs = jobs
+            slots: list[float | int] = list(range(len(jobs)))
+            pending: list[tuple[int, _Pending]] = []
         else:
             keys, steps = self.probe_keys(programs, jobs)
             start = time.perf_counter()
-            self.num_train_steps += int(sum(steps))
+            self.num_train_steps += int(steps.sum())
+            # slots[j]: a cached float, or the index of the full job that will produce it.
+            slots, full_index, pending = [], [], []
             cache = self.cache
-            for job, key in zip(jobs, keys, strict=True):
+            for j, key in enumerate(keys.tolist()):
                 found = cache.find(key)
                 if found is None:
-                    marker = _Pending(len(full_jobs))
-                    full_jobs.append(job)
+                    marker = _Pending(len(full_index))
+                    full_index.append(j)
                     cache.insert(key, marker)  # filled in below
                     pending.append((key, marker))
-                    values.append(marker.job)
+                    slots.append(marker.job)
                 elif isinstance(found, _Pending):
-                    values.append(found.job)
+                    slots.append(found.job)
                 else:
-                    values.append(float(found))
+                    slots.append(float(found))
+            full_jobs = jobs.take(np.asarray(full_index, dtype=np.int64))
             self.timers["cache"] += time.perf_counter() - start
         start = time.perf_counter()
-        results = self.full(programs, full_jobs) if full_jobs else []
+        fitness, steps = self.full(programs, full_jobs) if len(full_jobs) else (np.zeros(0), np.zeros(0, np.int64))
         self.timers["full"] += time.perf_counter() - start
         self.num_full_evaluations += len(full_jobs)
-        for r in results:
-            self.num_train_steps += int(r.train_steps)
-        if self.cache is not None:
-            for key, marker in pending:
-                self.cache.fill(key, marker, results[marker.job].fitness)
-        return [v if isinstance(v, float) else float(results[v].fitness) for v in values]
+        self.num_train_steps += int(steps.sum())
+        values = fitness.tolist()
+        for key, marker in pending:
+            self.cache.fill(key, marker, values[marker.job])
+        return [v if isinstance(v, float) else values[v] for v in slots]
 
-    def __call__(self, programs: Sequence[Algorithm],
+    def _budgets(self, programs: Sequence[Algorithm]) -> np.ndarray:
+        """(programs, tasks) train examples of each full evaluation."""
+        if self.train_budget is None:
+            return np.broadcast_to(self._max_train, (len(programs), len(self.tasks)))
+        return np.array([[self.train_budget.train_examples(p, int(m)) for m in self._max_train.tolist()]
+                         for p in programs], dtype=np.int64).reshape(len(programs), len(self.tasks))
+
+    def evaluate(self, programs: Sequence[Algorithm],
                  tasks: Sequence[Sequence[int]] | None = None) -> list[float]:
         """Combined fitness of each program over all tasks, or over
         `tasks[i]` (indices into this evaluator's task list) for program i:
@@ -238,20 +237,17 @@ class CachedEvaluator:
                 if not ts or min(ts) < 0 or max(ts) >= n:
                     raise ValueError(f"tasks: each program needs a non-empty list of task indices in [0, {n}), "
                                      f"got {list(ts)}")
-        if self.train_budget is None:  # the common case, without a per-program Python loop
-            row = [t.num_train * t.num_train_epochs for t in self.tasks]
-            budgets = [row] * len(programs)
-        else:
-            budgets = [[self._num_train(program, task) for task in self.tasks] for program in programs]
+        budgets = self._budgets(programs)
         # Each individual's full evaluations draw from their own stream, keyed
         # by its number (see `rng.evaluation_seeds`).
-        seeds = rng_lib.evaluation_seeds(self.seed, self.num_individuals, len(programs)).tolist()
+        seeds = rng_lib.evaluation_seeds(self.seed, self.num_individuals, len(programs)).astype(np.int64)
         self.num_individuals += len(programs)
 
         def evaluate_on(which: Sequence[int], lists: Sequence[Sequence[int]]) -> list[list[float]]:
             """Per-task fitnesses of programs `which` on their task `lists`."""
-            jobs = [Job(p, t, budgets[p][t], seeds[p]) for p, ts in zip(which, lists, strict=True) for t in ts]
-            values = self._evaluate_jobs(programs, jobs)
+            prog = np.repeat(np.asarray(which, dtype=np.int64), [len(ts) for ts in lists])
+            task = np.fromiter((t for ts in lists for t in ts), dtype=np.int64, count=prog.size)
+            values = self._evaluate_jobs(programs, Jobs(prog, task, budgets[prog, task], seeds[prog]))
             out, i = [], 0
             for ts in lists:
                 out.append(values[i:i + len(ts)])
@@ -273,36 +269,4 @@ class CachedEvaluator:
                 out[i] = fitness_lib.combine(first[i] + values, self.combination)
         return out
 
-
-class ReferenceEvaluator(CachedEvaluator):
-    """Evaluates with the NumPy reference interpreter, one (program, task) at
-    a time."""
-
-    def __init__(self, tasks: Sequence[Task], memory: MemoryShape, *, fec_spec: FECSpec | None = None,
-                 train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
-                 max_abs_error: float = fitness_lib.MAX_ABS_ERROR, seed: int = 0, hurdle_tasks: int = 0,
-                 hurdle_percentile: float = 75.0):
-        super().__init__(tasks, fec_spec=fec_spec, train_budget=train_budget, combination=combination,
-                         hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile, seed=seed)
-        self.memory = memory
-        self.max_abs_error = float(max_abs_error)
-
-    def probe(self, programs: Sequence[Algorithm], jobs: Sequence[Job]) -> list[ProbeResult]:
-        assert self.fec_spec is not None
-        out = []
-        for job in jobs:
-            r = reference.evaluate_task(
-                programs[job.program], self.tasks[job.task], self.memory, seed=FEC_RANDOM_SEED,
-                max_abs_error=self.max_abs_error, num_train_examples=self.fec_spec.num_train_examples,
-                num_valid_examples=self.fec_spec.num_valid_examples)
-            out.append(ProbeResult(r.train_errors, r.valid_errors, r.train_steps))
-        return out
-
-    def full(self, programs: Sequence[Algorithm], jobs: Sequence[Job]) -> list[FullResult]:
-        out = []
-        for job in jobs:
-            r = reference.evaluate_task(
-                programs[job.program], self.tasks[job.task], self.memory, seed=self.job_seed(job),
-                max_abs_error=self.max_abs_error, num_train_examples=job.num_train_examples)
-            out.append(FullResult(float(r.fitness), int(r.train_steps)))
-        return out
+    __call__ = evaluate

@@ -1,0 +1,128 @@
+"""Evaluation of programs on tasks: the contracts (`base`), the search's
+evaluator (`cached.CachedEvaluator`: FEC, train budget, hurdles, counters)
+and the interpreter backends behind it.
+
+  evaluator = make_evaluator(tasks, memory, backend="xla", dtype="float32", fec_spec=FECSpec())
+  fitnesses = evaluator.evaluate(programs)
+  value = evaluate_program(program, tasks, memory, backend="reference", seed=7)
+
+Backends: "reference" (the NumPy oracle), "xla" (the batched JAX
+interpreter; "jax" is accepted as its old name). A new backend is a class
+satisfying `base.Backend`, constructed as `cls(tasks, memory, *,
+max_abs_error, dtype, **options)`, and one `register_backend` line below.
+Backend modules are imported only when used, so the reference backend never
+imports JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from azero_jax import fitness as fitness_lib
+from azero_jax.evaluation.base import (
+    MIN_TRAIN_EXAMPLES,
+    Backend,
+    Counters,
+    Evaluator,
+    FullResults,
+    FunctionEvaluator,
+    Jobs,
+    ProbeErrors,
+    as_evaluator,
+)
+from azero_jax.evaluation.cached import CachedEvaluator
+from azero_jax.program import Algorithm, MemoryShape
+from azero_jax.search.fec import FECSpec
+from azero_jax.search.train_budget import TrainBudget
+from azero_jax.tasks import Task
+
+__all__ = [
+    "Backend", "CachedEvaluator", "Counters", "Evaluator", "FullResults", "FunctionEvaluator", "Jobs",
+    "MIN_TRAIN_EXAMPLES", "ProbeErrors", "as_evaluator", "BACKENDS", "BACKEND_ALIASES", "DTYPES",
+    "register_backend", "resolve_backend", "make_backend", "make_evaluator", "evaluate_program", "task_fitnesses",
+]
+
+DTYPES = ("float64", "float32")
+# name -> "module:class" (imported on first use) or the class itself.
+_REGISTRY: dict[str, Any] = {}
+BACKEND_ALIASES = {"jax": "xla"}
+
+
+def register_backend(name: str, factory: Any) -> None:
+    """Makes `factory` (a Backend class, or "module:attribute" to import it
+    lazily) available as `make_evaluator(backend=name)`."""
+    _REGISTRY[name] = factory
+
+
+register_backend("reference", "azero_jax.evaluation.reference_backend:ReferenceBackend")
+register_backend("xla", "azero_jax.evaluation.xla_backend:XlaBackend")
+BACKENDS = tuple(_REGISTRY)
+
+
+def resolve_backend(name: str) -> str:
+    """Canonical backend name (aliases resolved); ValueError naming the choices."""
+    key = BACKEND_ALIASES.get(str(name).strip().lower(), str(name).strip().lower())
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown backend {name!r}; use one of: {', '.join(_REGISTRY)}")
+    return key
+
+
+def make_backend(name: str, tasks: Sequence[Task], memory: MemoryShape, *,
+                 max_abs_error: float = fitness_lib.MAX_ABS_ERROR, dtype: str = "float64",
+                 **options: Any) -> Backend:
+    """The backend `name` on `tasks`; `options` are its own (xla: op_subsets,
+    chunk, task_groups; the reference backend ignores those of the xla one)."""
+    key = resolve_backend(name)
+    factory = _REGISTRY[key]
+    if isinstance(factory, str):
+        module, attr = factory.split(":")
+        factory = _REGISTRY[key] = getattr(importlib.import_module(module), attr)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if key == "reference":
+        options = {}  # one program and task at a time: no compile-time options
+    return factory(tasks, memory, max_abs_error=max_abs_error, dtype=dtype, **options)
+
+
+def make_evaluator(tasks: Sequence[Task], memory: MemoryShape, *, backend: str = "reference",
+                   dtype: str = "float64", seed: int = 0, fec_spec: FECSpec | None = None,
+                   train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
+                   max_abs_error: float = fitness_lib.MAX_ABS_ERROR, hurdle_tasks: int = 0,
+                   hurdle_percentile: float = 75.0, **backend_options: Any) -> CachedEvaluator:
+    """A `CachedEvaluator` on the named backend: the one way the search,
+    select/final evaluations, the baselines and the tools evaluate programs."""
+    return CachedEvaluator(make_backend(backend, tasks, memory, max_abs_error=max_abs_error, dtype=dtype,
+                                        **backend_options),
+                           fec_spec=fec_spec, train_budget=train_budget, combination=combination,
+                           hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile, seed=seed)
+
+
+def evaluate_program(program: Algorithm, tasks: Sequence[Task], memory: MemoryShape, *, seed: int = 0,
+                     backend: str = "reference", dtype: str = "float64",
+                     max_abs_error: float = fitness_lib.MAX_ABS_ERROR, **backend_options: Any) -> float:
+    """Select/final evaluation of one program: mean fitness over `tasks`, no
+    FEC, no train budget; its random-set ops draw the stream of the first
+    individual of an evaluator seeded with `seed`."""
+    evaluator = make_evaluator(tasks, memory, backend=backend, dtype=dtype, seed=seed,
+                               max_abs_error=max_abs_error, **backend_options)
+    return float(evaluator.evaluate([program])[0])
+
+
+def task_fitnesses(programs: Sequence[Algorithm], tasks: Sequence[Task], memory: MemoryShape, *, seed: int = 0,
+                   backend: str = "reference", dtype: str = "float64",
+                   max_abs_error: float = fitness_lib.MAX_ABS_ERROR, **backend_options: Any) -> np.ndarray:
+    """(programs, tasks) fitness of every program on every task (all epochs,
+    no FEC, no budget), every evaluation on the one random stream `seed`:
+    what `reference.evaluate` computes per task (baselines, tuning)."""
+    evaluator = make_evaluator(tasks, memory, backend=backend, dtype=dtype, seed=seed, max_abs_error=max_abs_error,
+                               **backend_options)
+    n_p, n_t = len(programs), len(evaluator.tasks)
+    counts = [t.num_train * t.num_train_epochs for t in evaluator.tasks]
+    jobs = Jobs(np.repeat(np.arange(n_p), n_t), np.tile(np.arange(n_t), n_p), np.tile(counts, n_p),
+                np.full(n_p * n_t, seed))
+    fitness, _ = evaluator.full(list(programs), jobs)
+    return fitness.reshape(n_p, n_t)

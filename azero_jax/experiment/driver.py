@@ -1,0 +1,367 @@
+"""The search -> select -> final driver with checkpoint/resume (spec §14-§18).
+
+`run_experiments` is the reference driver loop:
+
+  repeat: search (regularized evolution on T_search) -> best of the final
+          population -> evaluate on T_select (fresh seed, MEAN, no FEC, no
+          budget) -> keep it if select fitness >= best so far
+  until best select fitness > sufficient_fitness or max_experiments done;
+  then evaluate the kept program once on T_final.
+
+Determinism and resume: every random draw comes from serialized state (the
+main NumPy generator, drawn only at experiment boundaries, and the evolution
+state's own generator), checkpoints are taken only at sweep boundaries, and
+all evaluations are deterministic functions of (program, task, seed). So a run
+resumed from any checkpoint ends with exactly the result of an uninterrupted
+run (as long as the wall-clock budget `max_seconds` does not decide the stop).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from azero_jax import checkpoint as checkpoint_lib
+from azero_jax import liveness, serialization
+from azero_jax import tasks as tasks_lib
+from azero_jax.evaluation import Evaluator
+from azero_jax.experiment import report
+from azero_jax.experiment.config import ConfigError, ExperimentConfig, _listify
+from azero_jax.experiment.evaluators import evaluate_program, evaluator_state, make_evaluator, restore_evaluator
+from azero_jax.experiment.presets import missing_data_note
+from azero_jax.program import Algorithm, MemoryShape
+from azero_jax.search import evolution as evolution_lib
+from azero_jax.search import mutator as mutator_lib
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+    """What a run produced (also written to results.json)."""
+
+    best_program: Algorithm
+    search_fitness: float
+    select_fitness: float
+    final_fitness: float
+    best_experiment: int
+    num_experiments: int
+    experiments: list[dict[str, Any]]
+    counters: dict[str, int]
+    elapsed_seconds: float
+    random_seed: int
+    memory: MemoryShape
+    # Wall seconds per phase of this session (select_mutate, probe, hash,
+    # cache, full, select, ...) and its CPU seconds: profiling only.
+    profile: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        secs = max(self.elapsed_seconds, 1e-9)
+        return {
+            "search_fitness": self.search_fitness, "select_fitness": self.select_fitness,
+            "final_fitness": self.final_fitness, "best_experiment": self.best_experiment,
+            "num_experiments": self.num_experiments, "experiments": self.experiments,
+            "counters": self.counters, "elapsed_seconds": self.elapsed_seconds,
+            "individuals_per_second": self.counters.get("individuals", 0) / secs,
+            "train_steps_per_second": self.counters.get("train_steps", 0) / secs,
+            "random_seed": self.random_seed,
+            "profile": self.profile,
+            "best_program": serialization.algorithm_to_dict(self.best_program, self.memory),
+            "best_program_text": serialization.format_algorithm(self.best_program),
+            "best_program_live_text": serialization.format_algorithm(
+                liveness.strip_dead_code(self.best_program, keep_positions=False)),
+        }
+
+
+_COUNTER_KEYS = ("individuals", "train_steps", "full_evaluations", "fec_hits", "fec_misses")
+
+
+def _resolve_seed(seed: int) -> int:
+    """Reference rule: seed 0 means a time-based seed."""
+    return seed if seed else int(time.time_ns() % (2**31 - 2)) + 1
+
+
+class _Run:
+    """Mutable state of one run; everything in it is checkpointed."""
+
+    def __init__(self, config: ExperimentConfig, output_dir: str, log: Callable[[str], None] | None,
+                 step_hook: Callable[[int, int], None] | None):
+        self.config = config
+        self.output_dir = output_dir
+        self.log = log or (lambda _line: None)
+        self.step_hook = step_hook
+        self.ckpt_path = config.checkpoint_path or os.path.join(output_dir, "checkpoint.json")
+        self.csv_path = os.path.join(output_dir, "progress.csv")
+        self.digest = config.search_hash()
+        self.session_start = time.monotonic()
+        self.elapsed_before = 0.0
+        self.last_checkpoint = time.monotonic()
+        self.random_seed = 0
+        self.main_rng: np.random.Generator | None = None
+        self.experiment_index = 0  # completed experiments
+        self.experiments: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        self.totals = {k: 0 for k in _COUNTER_KEYS}
+        self.progress_rows = 0
+        self.current: dict[str, Any] | None = None  # {"plan", "evolution", "evaluator"} mid-experiment
+        self.profile: dict[str, float] = collections.defaultdict(float)  # this session only
+        # Early stop of the current search (search_sufficient_fitness); not
+        # checkpointed: a failed check changes nothing, a passed one ends the search.
+        self.select_checked = -math.inf
+        self.stop_search = False
+        self._select_tasks: list[tasks_lib.Task] | None = None  # the current experiment's
+        self.cpu_start = time.process_time()
+
+    # -- time / counters --
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.session_start
+
+    def out_of_time(self) -> bool:
+        return self.config.max_seconds is not None and self.elapsed() >= self.config.max_seconds
+
+    # -- checkpoints --
+    def to_state(self, evolution_state: evolution_lib.EvolutionState | None = None,
+                 evaluator: Evaluator | None = None, plan: dict[str, Any] | None = None) -> dict[str, Any]:
+        assert self.main_rng is not None
+        current = None
+        if evolution_state is not None and evaluator is not None:
+            current = {"plan": plan, "evolution": evolution_lib.state_to_dict(evolution_state),
+                       "evaluator": evaluator_state(evaluator)}
+        return {"random_seed": self.random_seed,
+                "main_rng": evolution_lib.jsonable(self.main_rng.bit_generator.state),
+                "experiment_index": self.experiment_index, "experiments": self.experiments, "best": self.best,
+                "totals": self.totals, "elapsed_seconds": self.elapsed(), "progress_rows": self.progress_rows,
+                "current": current}
+
+    def save(self, **kwargs: Any) -> None:
+        checkpoint_lib.save(self.ckpt_path, self.to_state(**kwargs), config_digest=self.digest)
+        self.last_checkpoint = time.monotonic()
+
+    def restore(self) -> None:
+        state = checkpoint_lib.load(self.ckpt_path, config_digest=self.digest)
+        try:
+            self.random_seed = int(state["random_seed"])
+            if self.config.random_seed and self.random_seed != self.config.random_seed:
+                raise checkpoint_lib.CheckpointError(
+                    f"checkpoint {self.ckpt_path!r} was written with random_seed {self.random_seed}, "
+                    f"but the config asks for {self.config.random_seed}")
+            self.main_rng = evolution_lib.make_rng(state["main_rng"])
+            self.experiment_index = int(state["experiment_index"])
+            self.experiments = list(state["experiments"])
+            self.best = state["best"]
+            self.totals = {k: int(state["totals"][k]) for k in _COUNTER_KEYS}
+            self.elapsed_before = float(state["elapsed_seconds"])
+            self.progress_rows = int(state["progress_rows"])
+            self.current = state["current"]
+        except checkpoint_lib.CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise checkpoint_lib.CheckpointError(f"checkpoint {self.ckpt_path!r} is corrupt (bad field: {e!r})") from None
+        self.session_start = time.monotonic()
+        report.reset_csv(self.csv_path, self.progress_rows)
+
+    # -- one experiment --
+    def draw_plan(self) -> dict[str, Any]:
+        """All random choices of one experiment, drawn from the main generator
+        at its start (so a mid-experiment checkpoint only needs the plan)."""
+        assert self.main_rng is not None
+        rng = self.main_rng
+        search = self.config.task_specs("search")
+        select = self.config.task_specs("select")
+        if self.config.randomize_task_seeds:
+            search = tasks_lib.randomize_collection_seeds(search, rng)
+        evaluator_seed = int(rng.integers(0, 2**31))
+        evolution_seed = int(rng.integers(0, 2**63))
+        if self.config.randomize_task_seeds:
+            select = tasks_lib.randomize_collection_seeds(select, rng)
+        select_seed = int(rng.integers(0, 2**31))
+        return {"search_tasks": [_listify(dataclasses.asdict(s)) for s in search],
+                "select_tasks": [_listify(dataclasses.asdict(s)) for s in select],
+                "evaluator_seed": evaluator_seed, "evolution_seed": evolution_seed, "select_seed": select_seed}
+
+    def build(self, plan: dict[str, Any]) -> tuple[Evaluator, evolution_lib.RegularizedEvolution]:
+        cfg = self.config
+        specs = [tasks_lib.TaskSpec(**s) for s in plan["search_tasks"]]
+        search_tasks = tasks_lib.make_tasks(specs)
+        groups = cfg.island_tasks(specs)
+        memory = cfg.memory_shape(search_tasks[0].features)
+        budget = None if cfg.train_budget is None else cfg.train_budget.build(cfg.init_sizes)
+        evaluator = make_evaluator(
+            cfg, search_tasks, memory, seed=plan["evaluator_seed"], fec_spec=cfg.fec, train_budget=budget,
+            combination=cfg.fitness_combination, hurdles=True, task_groups=None if groups is None else groups[0])
+        mutator_cfg = cfg.mutator_config(memory.features)
+        generator = mutator_lib.InitialPopulation.from_config(cfg.initial_population, cfg.init_sizes, mutator_cfg)
+        evo = evolution_lib.RegularizedEvolution(cfg.evolution_config(), mutator_lib.Mutator(mutator_cfg), generator,
+                                                 evaluator, log=None, island_tasks=None if groups is None else groups[1])
+        return evaluator, evo
+
+    def search_done(self, evaluator: Evaluator, state: evolution_lib.EvolutionState,
+                    plan: dict[str, Any]) -> bool:
+        """Reference: the train-step budget (or time). Optionally also once the
+        best program passes the select test (see search_sufficient_fitness)."""
+        if self.stop_search:
+            return True
+        target = self.config.search_sufficient_fitness
+        if target is not None:
+            program, fit = evolution_lib.result(state, self.config.evolution_config())
+            if fit > target and fit > self.select_checked:
+                self.select_checked = fit
+                sufficient = self.config.sufficient_fitness
+                if sufficient is None or self.select_fitness(program, plan) > sufficient:
+                    self.stop_search = True
+                    return True
+        return evaluator.counters().train_steps >= self.config.max_train_steps or self.out_of_time()
+
+    def select_fitness(self, program: Algorithm, plan: dict[str, Any]) -> float:
+        """Fitness on this experiment's select tasks (fresh RNG: the plan's seed)."""
+        start = time.perf_counter()
+        if self._select_tasks is None:
+            self._select_tasks = tasks_lib.make_tasks([tasks_lib.TaskSpec(**s) for s in plan["select_tasks"]])
+        select_tasks = self._select_tasks
+        memory = self.config.memory_shape(select_tasks[0].features)
+        value = evaluate_program(program, select_tasks, memory, seed=plan["select_seed"],
+                                 max_abs_error=self.config.max_abs_error, config=self.config)
+        self.profile["select"] += time.perf_counter() - start
+        return value
+
+    def maybe_checkpoint(self, **kwargs: Any) -> None:
+        every = self.config.checkpoint_every_seconds
+        if every is not None and time.monotonic() - self.last_checkpoint >= every:
+            self.save(**kwargs)
+
+    def run_experiment(self) -> None:
+        def should_stop(state: evolution_lib.EvolutionState) -> bool:
+            return self.search_done(evaluator, state, plan)
+
+        def on_step(state: evolution_lib.EvolutionState) -> None:
+            if self.step_hook is not None:
+                self.step_hook(self.experiment_index, state.num_steps)
+
+        def on_sweep(state: evolution_lib.EvolutionState) -> None:
+            """After init and after each completed sweep: progress, then a
+            checkpoint if one is due and the search goes on."""
+            if report.log_progress(evo, state, evaluator, log=self.log, csv_path=self.csv_path,
+                                   experiment=self.experiment_index + 1, elapsed_secs=self.elapsed(),
+                                   totals=self.totals):
+                self.progress_rows += 1
+            if not self.search_done(evaluator, state, plan):
+                self.maybe_checkpoint(evolution_state=state, evaluator=evaluator, plan=plan)
+
+        if self.current is None:
+            plan = self.draw_plan()
+            evaluator, evo = self.build(plan)
+            self.log(f"experiment {self.experiment_index + 1}: search on {len(evaluator.tasks)} task(s), "
+                     f"population {self.config.population_size} x {self.config.num_islands} island(s)")
+            state = evo.init(plan["evolution_seed"])
+            on_sweep(state)
+        else:
+            plan = self.current["plan"]
+            evaluator, evo = self.build(plan)
+            restore_evaluator(evaluator, self.current["evaluator"])
+            state = evolution_lib.state_from_dict(self.current["evolution"])
+            self.log(f"experiment {self.experiment_index + 1}: resumed at indivs={state.num_individuals}, "
+                     f"train_steps={evaluator.counters().train_steps}")
+            self.current = None
+        # Reference Run(): stop tests only between full sweeps.
+        state = evo.run(state, should_stop=should_stop, on_step=on_step, on_sweep=on_sweep)
+        program, search_fitness = evolution_lib.result(state, evo.config)
+        for timers in (evo.timers, evaluator.timers):
+            for name, seconds in timers.items():
+                self.profile[name] += seconds
+        select_fitness = self.select_fitness(program, plan)
+        self.select_checked, self.stop_search, self._select_tasks = -math.inf, False, None
+        kept = self.best is None or select_fitness >= self.best["select_fitness"]
+        counters = {k: getattr(evaluator.counters(), k) for k in _COUNTER_KEYS}
+        record = {"experiment": self.experiment_index + 1, "search_fitness": search_fitness,
+                  "select_fitness": select_fitness, "kept": kept, "counters": counters}
+        self.experiments.append(record)
+        for k in _COUNTER_KEYS:
+            self.totals[k] += counters[k]
+        if kept:
+            self.best = {"program": serialization.algorithm_to_dict(program), "search_fitness": search_fitness,
+                         "select_fitness": select_fitness, "experiment": self.experiment_index + 1}
+        self.experiment_index += 1
+        self.log(f"experiment {self.experiment_index}: search fitness={search_fitness:.6f}, "
+                 f"select fitness={select_fitness:.6f}{' (kept)' if kept else ''}")
+        self.save()
+
+    def finished(self) -> bool:
+        """Reference stop test, checked after each experiment."""
+        cfg = self.config
+        if self.experiment_index == 0:
+            return False
+        if cfg.sufficient_fitness is not None and self.best is not None \
+                and self.best["select_fitness"] > cfg.sufficient_fitness:
+            return True
+        if cfg.max_experiments and self.experiment_index >= cfg.max_experiments:
+            return True
+        return self.out_of_time()
+
+
+def _check_runnable(config: ExperimentConfig) -> None:
+    if config.backend == "reference" and config.dtype not in ("auto", "float64"):
+        raise ConfigError(f"the reference backend computes in float64; dtype {config.dtype!r} needs backend 'xla'")
+    for which in ("search", "select", "final"):
+        for spec in config.task_specs(which):
+            if spec.kind == tasks_lib.EXPLICIT and not os.path.exists(spec.path):
+                raise ConfigError(f"{which} task data file {spec.path!r} does not exist"
+                                  f"{missing_data_note(which, spec.path)}")
+
+
+def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool = False,
+                    log: Callable[[str], None] | None = print,
+                    step_hook: Callable[[int, int], None] | None = None) -> ExperimentResult:
+    """Runs search experiments until done (see the module docstring) and
+    writes progress.csv, checkpoint.json, best_program.json/.txt and
+    results.json into `output_dir`.
+
+    resume: continue from the checkpoint (same search config required).
+    step_hook(experiment_index, step): called after every evolution step;
+      tests raise from it to simulate a kill.
+    """
+    _check_runnable(config)
+    os.makedirs(output_dir, exist_ok=True)
+    run = _Run(config, output_dir, log, step_hook)
+    if resume:
+        run.restore()
+        run.log(f"resumed from {run.ckpt_path}: {run.experiment_index} experiment(s) done, "
+                f"random_seed={run.random_seed}")
+    else:
+        if os.path.exists(run.ckpt_path):
+            raise ConfigError(f"{run.ckpt_path} already exists; pass resume to continue that run "
+                              "or use another output directory")
+        run.random_seed = _resolve_seed(config.random_seed)
+        run.main_rng = np.random.default_rng(run.random_seed)
+        report.reset_csv(run.csv_path, run.progress_rows)
+        run.log(f"random_seed={run.random_seed}")
+        run.save()  # so a run killed before its first periodic checkpoint can resume too
+    while not run.finished():
+        run.run_experiment()
+    assert run.best is not None and run.main_rng is not None
+    # The final seed comes from a copy of the main generator, so a resumed
+    # finished run (or one extended later) draws it identically.
+    final_rng = evolution_lib.make_rng(evolution_lib.copy_rng_state(run.main_rng.bit_generator.state))
+    final_seed = int(final_rng.integers(0, 2**31))
+    best_program = serialization.algorithm_from_dict(run.best["program"])
+    final_tasks = tasks_lib.make_tasks(config.task_specs("final"))
+    memory = config.memory_shape(final_tasks[0].features)
+    start = time.perf_counter()
+    final_fitness = evaluate_program(best_program, final_tasks, memory, seed=final_seed,
+                                     max_abs_error=config.max_abs_error, config=config)
+    run.profile["final"] += time.perf_counter() - start
+    run.profile["cpu_seconds"] = time.process_time() - run.cpu_start
+    result = ExperimentResult(
+        best_program=best_program, search_fitness=run.best["search_fitness"],
+        select_fitness=run.best["select_fitness"], final_fitness=final_fitness,
+        best_experiment=run.best["experiment"], num_experiments=run.experiment_index, experiments=run.experiments,
+        counters=dict(run.totals), elapsed_seconds=run.elapsed(), random_seed=run.random_seed, memory=memory,
+        profile=dict(run.profile))
+    data = result.to_dict()
+    data["config"] = config.to_dict()
+    report.write_outputs(output_dir, best_program, memory, final_fitness, data, log=run.log)
+    return result

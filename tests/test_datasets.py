@@ -15,6 +15,7 @@ import pytest
 
 from azero_jax import datasets as D
 from azero_jax import tasks as tasks_lib
+from azero_jax.datasets import images as D_images
 
 # ------------------------------------------------------------ fixtures --
 
@@ -158,7 +159,7 @@ def test_fashion_mnist_found_where_the_debian_package_installs_it(tmp_path, monk
     """Without --data_dir, Fashion-MNIST is looked up in the Debian package's
     folder (redirected here to a tiny fixture, so no package is needed)."""
     _write_idx(tmp_path, n=20, split="test")
-    monkeypatch.setattr(D, "FASHION_MNIST_DEBIAN_DIR", str(tmp_path))
+    monkeypatch.setattr(D_images, "FASHION_MNIST_DEBIAN_DIR", str(tmp_path))  # where load_idx_dataset reads it
     ds = D.load_dataset("fashion_mnist", split="test")
     assert ds.images.shape[0] == 20
     with pytest.raises(D.DatasetNotFoundError):

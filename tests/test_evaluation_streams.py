@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from azero_jax import jax_eval, reference, rng, tasks
-from azero_jax.program import Algorithm, MemoryShape, make_instruction
 from azero_jax.evaluation import Jobs, make_backend, make_evaluator
+from azero_jax.program import Algorithm, MemoryShape, make_instruction
 from azero_jax.search.mutator import InitialPopulation, MutatorConfig
 
 MEM = MemoryShape(4, 3, 1, 4)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from azero_jax import experiment, reference, tasks
+from azero_jax.evaluation import make_evaluator
 from azero_jax.program import MemoryShape
 from azero_jax.search import evolution as evo
-from azero_jax.evaluation import make_evaluator
 from azero_jax.search.fec import FECSpec
 from azero_jax.search.mutator import DEMO_MUTATION_TYPES, InitialPopulation, Mutator, MutatorConfig
 

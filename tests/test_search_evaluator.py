@@ -7,8 +7,8 @@ import pytest
 
 from azero_jax import programs as programs_lib
 from azero_jax import reference, tasks
-from azero_jax.program import MemoryShape, make_instruction
 from azero_jax.evaluation import make_evaluator
+from azero_jax.program import MemoryShape, make_instruction
 from azero_jax.search.fec import FECSpec
 from azero_jax.search.mutator import InitialPopulation, MutatorConfig
 from azero_jax.search.train_budget import TrainBudget

@@ -13,9 +13,9 @@ import pytest
 
 from azero_jax import programs as programs_lib
 from azero_jax import tasks
+from azero_jax.evaluation import as_evaluator, make_evaluator
 from azero_jax.program import Algorithm, MemoryShape
 from azero_jax.search import evolution as evo
-from azero_jax.evaluation import as_evaluator, make_evaluator
 from azero_jax.search.fec import FECSpec
 from azero_jax.search.mutator import ALTER_PARAM, DEMO_MUTATION_TYPES, InitialPopulation, Mutator, MutatorConfig
 

@@ -17,11 +17,11 @@ import pytest
 
 from azero_jax import experiment, reference, tasks
 from azero_jax import programs as programs_lib
+from azero_jax.evaluation import CachedEvaluator, Jobs, make_evaluator
+from azero_jax.evaluation.xla_backend import XlaBackend, op_subsets_for
 from azero_jax.program import MemoryShape, make_instruction
 from azero_jax.search import evolution as evo
-from azero_jax.evaluation import CachedEvaluator, Jobs, make_evaluator
 from azero_jax.search.fec import FECSpec
-from azero_jax.evaluation.xla_backend import XlaBackend, op_subsets_for
 from azero_jax.search.mutator import DEMO_MUTATION_TYPES, InitialPopulation, Mutator, MutatorConfig
 from azero_jax.search.train_budget import TrainBudget
 

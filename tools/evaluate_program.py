@@ -1,17 +1,7 @@
-"""Evaluate one program (JSON or the reference's printed text) with the NumPy
-reference interpreter.
-
-  python tools/evaluate_program.py PROGRAM_FILE --tasks=demo_search
-  python tools/evaluate_program.py prog.txt --data=data.npz --eval_type=rms --json
-  python tools/evaluate_program.py linear --tasks=demo_select   # a shipped program
-
-PROGRAM_FILE may also name a shipped hand-written program (noop, linear,
-neural_net, damaged_neural_net). The last line printed is `fitness=<value>`, or
-with --json one JSON object with the fitness, train steps and the raw
-validation predictions (s1) of each task.
+"""Evaluate one program: `python tools/evaluate_program.py --help`.
 
 A thin wrapper of `azero_jax.scripts.evaluate_program` (the `azero-evaluate`
-console script once the package is installed).
+console script once the package is installed), runnable from a checkout.
 """
 
 from __future__ import annotations

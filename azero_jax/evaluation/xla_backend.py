@@ -171,15 +171,19 @@ class XlaBackend:
         return (np.concatenate([r[0] for r in results]),
                 jax_eval.Details(*(np.concatenate(parts) for parts in zip(*(r[1] for r in results), strict=True))))
 
+    def _split(self, jobs: Jobs):
+        """(group, positions, programs, rows, cols) for every group with jobs (see `_Group.split`)."""
+        for group in self.groups:
+            positions, programs, rows, cols = group.split(jobs)
+            if positions.size:
+                yield group, positions, programs, rows, cols
+
     def probe(self, programs: Sequence[Algorithm], jobs: Jobs, *, num_train: int, num_valid: int,
               seed: int) -> ProbeErrors:
         errors = np.zeros((len(jobs), num_train + num_valid), dtype=np.float64)
         lengths = np.zeros(len(jobs), dtype=np.int64)
         steps = np.zeros(len(jobs), dtype=np.int64)
-        for group in self.groups:
-            positions, prog_ids, rows, cols = group.split(jobs)
-            if not positions.size:
-                continue
+        for group, positions, prog_ids, rows, cols in self._split(jobs):
             _, d = self._run([programs[p] for p in prog_ids.tolist()], group.probe_arrays(num_train, num_valid),
                              seed=seed, num_train_examples=num_train, fixed_size=True)
             errors[positions], lengths[positions], steps[positions] = self._probe_errors(
@@ -221,10 +225,7 @@ class XlaBackend:
     def full(self, programs: Sequence[Algorithm], jobs: Jobs) -> FullResults:
         fitness = np.zeros(len(jobs), dtype=np.float64)
         steps = np.zeros(len(jobs), dtype=np.int64)
-        for group in self.groups:
-            positions, prog_ids, rows, cols = group.split(jobs)
-            if not positions.size:
-                continue
+        for group, positions, prog_ids, rows, cols in self._split(jobs):
             # Lanes nobody asked for train on 0 examples (their results are dropped).
             counts = np.zeros((len(prog_ids), len(group.indices)), dtype=np.int64)
             counts[rows, cols] = jobs.num_train_examples[positions]

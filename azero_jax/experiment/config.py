@@ -2,10 +2,10 @@
 
 `ExperimentConfig` mirrors the reference's `SearchExperimentSpec` plus the
 driver flags of `run_search_experiment.cc` and this package's extensions.
-Every field is validated on construction (`ConfigError` names the field and
-the valid values); `to_dict` / `from_dict` / `to_json` / `from_json` round
-trip exactly, and `search_hash` (the checkpoint's config hash) covers
-everything but `RUN_CONTROL_FIELDS`. Presets live in
+Every field is validated on construction (checks in `validators`;
+`ConfigError` names the field and the valid values); `to_dict` /
+`from_dict` / `to_json` / `from_json` round trip exactly, and `search_hash`
+(the checkpoint's config hash) covers everything but `RUN_CONTROL_FIELDS`. Presets live in
 `azero_jax.experiment.presets`.
 """
 
@@ -13,24 +13,32 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from azero_jax import checkpoint as checkpoint_lib
 from azero_jax import evaluation
 from azero_jax import fitness as fitness_lib
 from azero_jax import ops as ops_lib
-from azero_jax import programs as programs_lib
 from azero_jax import tasks as tasks_lib
+from azero_jax.experiment.validators import (
+    ConfigError,
+    TaskEntry,
+    _choice,
+    _fec_spec,
+    _float,
+    _int,
+    _listify,
+    _task_entries,
+    _train_budget_spec,
+    task_spec,
+)
 from azero_jax.program import COMPONENTS, MemoryShape
 from azero_jax.search import evolution as evolution_lib
 from azero_jax.search import mutator as mutator_lib
 from azero_jax.search.fec import FECSpec
-from azero_jax.search.train_budget import DEFAULT_THRESHOLD_FACTOR, TrainBudgetSpec
+from azero_jax.search.train_budget import TrainBudgetSpec
 
 BACKENDS = evaluation.BACKENDS  # ("reference", "xla"); "jax" is accepted as the old name of "xla"
 DTYPES = ("auto",) + evaluation.DTYPES
@@ -41,109 +49,6 @@ COMBINATIONS = (fitness_lib.MEAN, fitness_lib.MEDIAN)
 # checkpoint and must match).
 RUN_CONTROL_FIELDS = ("max_experiments", "max_train_steps", "max_seconds", "sufficient_fitness", "progress_every",
                       "checkpoint_path", "checkpoint_every_seconds", "search_sufficient_fitness")
-
-TaskEntry = str | dict[str, Any]
-
-
-class ConfigError(ValueError):
-    """An invalid experiment config (unknown key, bad value, unusable preset)."""
-
-
-# --------------------------------------------------------------- checks --
-
-def _int(name: str, value: Any, low: int | None = None, *, allow_none: bool = False) -> int | None:
-    """An integer (an integral float like 2e8 from JSON is accepted)."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"ExperimentConfig.{name} must be an integer{' or null' if allow_none else ''}, got {value!r}")
-    if low is not None and value < low:
-        raise ConfigError(f"ExperimentConfig.{name} must be >= {low}, got {value!r}")
-    return int(value)
-
-
-def _float(name: str, value: Any, low: float | None = None, high: float | None = None, *,
-           allow_none: bool = False, strict_low: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"ExperimentConfig.{name} must be a number{' or null' if allow_none else ''}, got {value!r}")
-    value = float(value)
-    if math.isnan(value):
-        raise ConfigError(f"ExperimentConfig.{name} must not be NaN")
-    if low is not None and (value <= low if strict_low else value < low):
-        raise ConfigError(f"ExperimentConfig.{name} must be {'>' if strict_low else '>='} {low}, got {value!r}")
-    if high is not None and value > high:
-        raise ConfigError(f"ExperimentConfig.{name} must be <= {high}, got {value!r}")
-    return value
-
-
-def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    key = str(value).strip().lower()
-    if key not in choices:
-        raise ConfigError(f"ExperimentConfig.{name} must be one of {', '.join(choices)}, got {value!r}")
-    return key
-
-
-def _listify(value: Any) -> Any:
-    """Tuples -> lists, spec dataclasses -> dicts, recursively (the JSON
-    form, so round trips compare equal)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _listify(dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {k: _listify(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_listify(v) for v in value]
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    return value
-
-
-_TASK_FIELDS = tuple(f.name for f in dataclasses.fields(tasks_lib.TaskSpec))
-
-
-def task_spec(entry: TaskEntry, where: str = "task") -> tasks_lib.TaskSpec:
-    """One TaskSpec from a preset name, or a dict of TaskSpec fields with an
-    optional "preset" key whose spec the other fields override."""
-    try:
-        if isinstance(entry, str):
-            return tasks_lib.get_preset(entry)
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where}: expected a task preset name or a dict of TaskSpec fields, got {entry!r}")
-        fields = dict(entry)
-        unknown = sorted(set(fields) - set(_TASK_FIELDS) - {"preset"})
-        if unknown:
-            raise ConfigError(f"{where}: unknown TaskSpec key(s) {', '.join(map(repr, unknown))}; "
-                              f"valid keys: preset, {', '.join(_TASK_FIELDS)}")
-        preset = fields.pop("preset", None)
-        if preset is not None:
-            return tasks_lib.get_preset(preset, **fields)
-        return tasks_lib.TaskSpec(**fields)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{where}: {e}") from None
-
-
-def _task_entries(name: str, value: Any, *, allow_none: bool) -> tuple[TaskEntry, ...] | None:
-    if value is None:
-        if allow_none:
-            return None
-        raise ConfigError(f"ExperimentConfig.{name} is required (a task preset name, a TaskSpec dict, or a list of them)")
-    if isinstance(value, (str, dict)):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ConfigError(f"ExperimentConfig.{name} must be a non-empty list of task preset names / TaskSpec dicts, "
-                          f"got {value!r}")
-    out: list[TaskEntry] = []
-    for i, entry in enumerate(value):
-        task_spec(entry, f"ExperimentConfig.{name}[{i}]")  # validates
-        out.append(entry if isinstance(entry, str) else _listify(entry))
-    return tuple(out)
 
 
 # --------------------------------------------------------------- config --
@@ -270,9 +175,9 @@ class ExperimentConfig:
             s(f"mutate_{c}_size_min", _int(f"mutate_{c}_size_min", getattr(self, f"mutate_{c}_size_min"), 0))
             s(f"mutate_{c}_size_max", _int(f"mutate_{c}_size_max", getattr(self, f"mutate_{c}_size_max"), 0,
                                            allow_none=True))
-        s("train_budget", self._check_train_budget(self.train_budget))
+        s("train_budget", _train_budget_spec(self.train_budget))
         s("max_abs_error", _float("max_abs_error", self.max_abs_error, 0.0, strict_low=True))
-        s("fec", self._check_fec(self.fec))
+        s("fec", _fec_spec(self.fec))
         combination = str(self.fitness_combination).strip().lower().removesuffix("_fitness_combination")
         s("fitness_combination", _choice("fitness_combination", combination, COMBINATIONS))
         s("population_size", _int("population_size", self.population_size, 1))
@@ -358,41 +263,6 @@ class ExperimentConfig:
             group = i * num_groups // self.num_islands
             islands.append([t for t, g in enumerate(per_task) if g == group])
         return per_task, islands
-
-    @staticmethod
-    def _check_train_budget(value: Any) -> TrainBudgetSpec | None:
-        if value is None or isinstance(value, TrainBudgetSpec):
-            return value
-        if not isinstance(value, dict):
-            raise ConfigError(f"ExperimentConfig.train_budget must be null or a dict with keys baseline, factor, got {value!r}")
-        unknown = sorted(set(value) - {"baseline", "factor"})
-        if unknown:
-            raise ConfigError(f"ExperimentConfig.train_budget: unknown key(s) {', '.join(map(repr, unknown))}; "
-                              "valid keys: baseline, factor")
-        baseline = str(value.get("baseline", "neural_net"))
-        baseline = programs_lib.REFERENCE_NAMES.get(baseline.strip().upper(), baseline.strip().lower())
-        if baseline not in programs_lib.HAND_WRITTEN:
-            raise ConfigError(f"ExperimentConfig.train_budget.baseline must be one of "
-                              f"{', '.join(programs_lib.HAND_WRITTEN)}, got {value.get('baseline')!r}")
-        factor = _float("train_budget.factor", value.get("factor", DEFAULT_THRESHOLD_FACTOR), 0.0, strict_low=True)
-        return TrainBudgetSpec(baseline=baseline, factor=factor)
-
-    @staticmethod
-    def _check_fec(value: Any) -> FECSpec | None:
-        if value is None or isinstance(value, FECSpec):
-            return value
-        valid = [f.name for f in dataclasses.fields(FECSpec)]
-        if not isinstance(value, dict):
-            raise ConfigError(f"ExperimentConfig.fec must be null or a dict with keys {', '.join(valid)}, got {value!r}")
-        unknown = sorted(set(value) - set(valid))
-        if unknown:
-            raise ConfigError(f"ExperimentConfig.fec: unknown key(s) {', '.join(map(repr, unknown))}; "
-                              f"valid keys: {', '.join(valid)}")
-        try:
-            return FECSpec(**{k: (int(v) if isinstance(v, float) and v.is_integer() else v)
-                              for k, v in value.items()})
-        except ValueError as e:
-            raise ConfigError(f"ExperimentConfig.fec: {e}") from None
 
     # -- construction --
     @classmethod

@@ -3,7 +3,9 @@
 The search state is an explicit value (`EvolutionState`: populations,
 fitnesses, next-slot cursors, counters and the NumPy generator's state), and
 `RegularizedEvolution.step` maps one state to the next. That makes a run
-reproducible from its seed, checkpointable at any step, and testable.
+reproducible from its seed, checkpointable at any step, and testable. The
+state's types and checkpoint (de)serialization live in `evolution_state`
+(re-exported here).
 
 Batching: each step draws `children_per_step` parents per island by
 independent tournaments on the population as it is before the step (all
@@ -21,13 +23,20 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 
-from azero_jax import serialization
 from azero_jax.evaluation.base import Evaluator, as_evaluator
 from azero_jax.program import Algorithm
+from azero_jax.search.evolution_state import (  # noqa: F401 (re-exported: the driver and tests use them here)
+    EvolutionState,
+    Island,
+    copy_rng_state,
+    jsonable,
+    make_rng,
+    state_from_dict,
+    state_to_dict,
+)
 from azero_jax.search.mutator import Mutator
 
 # A plain fitness function is accepted where an Evaluator is expected (tests, toy problems).
@@ -65,45 +74,6 @@ class EvolutionConfig:
         if self.children_per_step > self.population_size:
             raise ValueError(f"children_per_step ({self.children_per_step}) cannot exceed population_size "
                              f"({self.population_size})")
-
-
-@dataclasses.dataclass
-class Island:
-    """One population as a circular buffer: `next_slot` holds the oldest."""
-
-    programs: list[Algorithm]
-    fitnesses: np.ndarray
-    next_slot: int = 0
-
-    def copy(self) -> Island:
-        return Island(list(self.programs), self.fitnesses.copy(), self.next_slot)
-
-
-@dataclasses.dataclass
-class EvolutionState:
-    islands: list[Island]
-    rng_state: dict[str, Any]
-    num_individuals: int = 0
-    num_steps: int = 0
-    best_program: Algorithm | None = None  # best ever evaluated (random search's result)
-    best_fitness: float = -math.inf
-    last_progress: int | None = None  # num_individuals at the last progress line
-
-    def copy(self) -> EvolutionState:
-        return dataclasses.replace(self, islands=[i.copy() for i in self.islands],
-                                   rng_state=copy_rng_state(self.rng_state))
-
-
-def copy_rng_state(state: dict[str, Any]) -> dict[str, Any]:
-    """Deep copy of a `bit_generator.state` dict, so saved states never alias live ones."""
-    return {k: (copy_rng_state(v) if isinstance(v, dict) else v) for k, v in state.items()}
-
-
-def make_rng(state: dict[str, Any]) -> np.random.Generator:
-    """A Generator resumed from `rng.bit_generator.state`."""
-    bit_gen = getattr(np.random, state["bit_generator"])()
-    bit_gen.state = state
-    return np.random.Generator(bit_gen)
 
 
 # ------------------------------------------------------------ pieces --
@@ -410,44 +380,3 @@ def result(state: EvolutionState, config: EvolutionConfig) -> tuple[Algorithm, f
     if config.random_search and state.best_program is not None:
         return state.best_program, state.best_fitness
     return best_of_population(state)
-
-
-# ------------------------------------------------------- checkpoints --
-
-def state_to_dict(state: EvolutionState) -> dict[str, Any]:
-    """JSON-friendly checkpoint of the state (programs in the package's JSON
-    program form; the float64 fitnesses as Python floats, exact via repr)."""
-    return {
-        "islands": [{"programs": [serialization.algorithm_to_dict(p) for p in isl.programs],
-                     "fitnesses": [float(f) for f in isl.fitnesses], "next_slot": isl.next_slot}
-                    for isl in state.islands],
-        "rng_state": jsonable(state.rng_state),
-        "num_individuals": state.num_individuals,
-        "num_steps": state.num_steps,
-        "best_program": None if state.best_program is None else serialization.algorithm_to_dict(state.best_program),
-        "best_fitness": state.best_fitness if math.isfinite(state.best_fitness) else None,
-        "last_progress": state.last_progress,
-    }
-
-
-def state_from_dict(data: dict[str, Any]) -> EvolutionState:
-    return EvolutionState(
-        islands=[Island([serialization.algorithm_from_dict(p) for p in isl["programs"]],
-                        np.asarray(isl["fitnesses"], dtype=np.float64), int(isl["next_slot"]))
-                 for isl in data["islands"]],
-        rng_state=copy_rng_state(data["rng_state"]),
-        num_individuals=int(data["num_individuals"]),
-        num_steps=int(data["num_steps"]),
-        best_program=None if data["best_program"] is None else serialization.algorithm_from_dict(data["best_program"]),
-        best_fitness=-math.inf if data["best_fitness"] is None else float(data["best_fitness"]),
-        last_progress=data.get("last_progress"),
-    )
-
-
-def jsonable(value: Any) -> Any:
-    """NumPy scalars in nested dicts/lists to plain Python, for json.dump."""
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

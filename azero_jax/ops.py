@@ -79,6 +79,21 @@ class Op:
       reads_out: the op writes only part of its output (one element) and keeps
         the rest, so it reads the output's old value (dataflow analyses and the
         batched interpreter need to know).
+      index_consts: how many leading entries of `consts` are element indices
+        rather than values: fractions in [0, 1] that select element
+        ``int(F * fraction)`` (clamped to F - 1; the reference's
+        `FloatToIndex`). 1 for VECTOR_CONST_SET (f0), 2 for MATRIX_CONST_SET
+        (f0 row, f1 column), else 0. Validation requires them in [0, 1];
+        random constant generators must keep them there.
+      transcendental: the kernel evaluates an elementary transcendental
+        function (sin, cos, tan, arcsin, arccos, arctan, exp, log; for the
+        Gaussian sampler the log and cos of Box-Muller). NumPy takes these
+        from libm, XLA from its own approximations, so float64 results may
+        differ by an ulp between the reference and the JAX interpreter (every
+        other op is exact IEEE arithmetic, sqrt or selection); they are also
+        several times dearer than arithmetic (the interpreter groups them apart).
+      cubic: the op's work is O(F^3) (the matrix-matrix product); every other
+        op is linear in the size of its operands and output.
       family: ``"noop"``, ``"compute"``, ``"set"`` (const/random set).
     """
 
@@ -96,6 +111,9 @@ class Op:
     sort_after_alter: bool = False
     random: bool = False
     reads_out: bool = False
+    index_consts: int = 0
+    transcendental: bool = False
+    cubic: bool = False
 
     @property
     def family(self) -> str:
@@ -108,12 +126,6 @@ class Op:
     @property
     def num_inputs(self) -> int:
         return (self.in1 is not None) + (self.in2 is not None)
-
-    @property
-    def cost_class(self) -> str:
-        """Coarse cost group for the batched interpreter: elementwise work on
-        the output's size, or an O(F^3) matrix product."""
-        return "cubic" if self.id == 43 else KIND_NAMES.get(self.out or "s", "scalar")
 
 
 # ---------------------------------------------------------------- kernels --
@@ -193,6 +205,7 @@ def _k(fn: Callable[..., Any]) -> Kernel:
 _LOG_FLIP = "log_scale_or_flip"
 
 _S, _V, _M = SCALAR, VECTOR, MATRIX
+_TRANSC = dict(transcendental=True)  # libm elementary function (see Op.transcendental)
 
 _TABLE = [
     # id, name, in1, in2, out, consts, printed, cost, kernel, extra
@@ -203,14 +216,17 @@ _TABLE = [
     (4, "SCALAR_DIVISION_OP", _S, _S, _S, (), "{o} = {a} / {b}", 3963916, _k(lambda xp, a, b: a / b), {}),
     (5, "SCALAR_ABS_OP", _S, None, _S, (), "{o} = abs({a})", 3684352, _k(lambda xp, a, b: xp.abs(a)), {}),
     (6, "SCALAR_RECIPROCAL_OP", _S, None, _S, (), "{o} = 1 / {a}", 4212086, _k(lambda xp, a, b: 1.0 / a), {}),
-    (7, "SCALAR_SIN_OP", _S, None, _S, (), "{o} = sin({a})", 7538523, _k(lambda xp, a, b: xp.sin(a)), {}),
-    (8, "SCALAR_COS_OP", _S, None, _S, (), "{o} = cos({a})", 7452807, _k(lambda xp, a, b: xp.cos(a)), {}),
-    (9, "SCALAR_TAN_OP", _S, None, _S, (), "{o} = tan({a})", 7583203, _k(lambda xp, a, b: xp.tan(a)), {}),
-    (10, "SCALAR_ARCSIN_OP", _S, None, _S, (), "{o} = arcsin({a})", 9145616, _k(lambda xp, a, b: xp.arcsin(a)), {}),
-    (11, "SCALAR_ARCCOS_OP", _S, None, _S, (), "{o} = arccos({a})", 7673039, _k(lambda xp, a, b: xp.arccos(a)), {}),
-    (12, "SCALAR_ARCTAN_OP", _S, None, _S, (), "{o} = arctan({a})", 9273978, _k(lambda xp, a, b: xp.arctan(a)), {}),
-    (13, "SCALAR_EXP_OP", _S, None, _S, (), "{o} = exp({a})", 11755929, _k(lambda xp, a, b: xp.exp(a)), {}),
-    (14, "SCALAR_LOG_OP", _S, None, _S, (), "{o} = log({a})", 11627725, _k(lambda xp, a, b: xp.log(a)), {}),
+    (7, "SCALAR_SIN_OP", _S, None, _S, (), "{o} = sin({a})", 7538523, _k(lambda xp, a, b: xp.sin(a)), _TRANSC),
+    (8, "SCALAR_COS_OP", _S, None, _S, (), "{o} = cos({a})", 7452807, _k(lambda xp, a, b: xp.cos(a)), _TRANSC),
+    (9, "SCALAR_TAN_OP", _S, None, _S, (), "{o} = tan({a})", 7583203, _k(lambda xp, a, b: xp.tan(a)), _TRANSC),
+    (10, "SCALAR_ARCSIN_OP", _S, None, _S, (), "{o} = arcsin({a})", 9145616,
+     _k(lambda xp, a, b: xp.arcsin(a)), _TRANSC),
+    (11, "SCALAR_ARCCOS_OP", _S, None, _S, (), "{o} = arccos({a})", 7673039,
+     _k(lambda xp, a, b: xp.arccos(a)), _TRANSC),
+    (12, "SCALAR_ARCTAN_OP", _S, None, _S, (), "{o} = arctan({a})", 9273978,
+     _k(lambda xp, a, b: xp.arctan(a)), _TRANSC),
+    (13, "SCALAR_EXP_OP", _S, None, _S, (), "{o} = exp({a})", 11755929, _k(lambda xp, a, b: xp.exp(a)), _TRANSC),
+    (14, "SCALAR_LOG_OP", _S, None, _S, (), "{o} = log({a})", 11627725, _k(lambda xp, a, b: xp.log(a)), _TRANSC),
     # Scalar heaviside is x >= 0; vector and matrix heaviside are x > 0.
     (15, "SCALAR_HEAVYSIDE_OP", _S, None, _S, (), "{o} = heaviside({a}, 1.0)", 4057075,
      _k(lambda xp, a, b: xp.where(a >= 0.0, 1.0, 0.0).astype(a.dtype)), {}),
@@ -255,7 +271,7 @@ _TABLE = [
     (41, "MATRIX_PRODUCT_OP", _M, _M, _M, (), "{o} = {a} * {b}", 5475227, _k(lambda xp, a, b: a * b), {}),
     (42, "MATRIX_DIVISION_OP", _M, _M, _M, (), "{o} = {a} / {b}", 18234378, _k(lambda xp, a, b: a / b), {}),
     (43, "MATRIX_MATRIX_PRODUCT_OP", _M, _M, _M, (), "{o} = matmul({a}, {b})", 14516296,
-     _k(lambda xp, a, b: xp.sum(a[:, :, None] * b[None, :, :], axis=1)), {}),
+     _k(lambda xp, a, b: xp.sum(a[:, :, None] * b[None, :, :], axis=1)), dict(cubic=True)),
     (44, "SCALAR_MIN_OP", _S, _S, _S, (), "{o} = minimum({a}, {b})", 3677265, _k(_std_min), {}),
     (45, "VECTOR_MIN_OP", _V, _V, _V, (), "{o} = minimum({a}, {b})", 3989956, _k(_std_min), {}),
     (46, "MATRIX_MIN_OP", _M, _M, _M, (), "{o} = minimum({a}, {b})", 5457728,
@@ -276,10 +292,12 @@ _TABLE = [
      lambda xp, x: xp.asarray(x.d, dtype=x.old.dtype),
      dict(randomize=(("d", -1.0, 1.0),), alter=(("d", _LOG_FLIP),))),
     (57, "VECTOR_CONST_SET_OP", None, None, _V, ("f0", "f1"), "{o}[{f0}] = {f1}", 3991421, _vector_set,
-     dict(randomize=(("f0", 0.0, 1.0), ("f1", -1.0, 1.0)), alter=(("f0", "uniform01"), ("f1", _LOG_FLIP)), reads_out=True)),
+     dict(randomize=(("f0", 0.0, 1.0), ("f1", -1.0, 1.0)), alter=(("f0", "uniform01"), ("f1", _LOG_FLIP)),
+          reads_out=True, index_consts=1)),
     (58, "MATRIX_CONST_SET_OP", None, None, _M, ("f0", "f1", "f2"), "{o}[{f0}, {f1}] = {f2}", 3693035, _matrix_set,
      dict(randomize=(("f0", 0.0, 1.0), ("f1", 0.0, 1.0), ("f2", -1.0, 1.0)),
-          alter=(("f0", "uniform01"), ("f1", "uniform01"), ("f2", _LOG_FLIP)), reads_out=True)),
+          alter=(("f0", "uniform01"), ("f1", "uniform01"), ("f2", _LOG_FLIP)), reads_out=True,
+          index_consts=2)),
     (59, "SCALAR_UNIFORM_SET_OP", None, None, _S, ("f0", "f1"), "{o} = uniform({f0}, {f1})", 26610704, _uniform_set,
      dict(randomize=(("f0", -1.0, 1.0), ("f1", -1.0, 1.0)), alter=(("f0", _LOG_FLIP), ("f1", _LOG_FLIP)),
           sort_after_alter=True, random=True)),
@@ -293,15 +311,15 @@ _TABLE = [
           sort_after_alter=True, random=True)),
     (62, "SCALAR_GAUSSIAN_SET_OP", None, None, _S, ("f0", "f1"), "{o} = gaussian({f0}, {f1})", 20775635, _gaussian_set,
      dict(randomize=(("f0", -1.0, 1.0), ("f1", 0.0, 1.0)), alter=(("f0", _LOG_FLIP), ("f1", "log_scale")),
-          random=True)),
+          random=True, transcendental=True)),
     (63, "VECTOR_GAUSSIAN_SET_OP", None, None, _V, ("f0", "f1"), "{o} = gaussian({f0}, {f1}, n_features)", 77483018,
      _gaussian_set,
      dict(randomize=(("f0", -1.0, 1.0), ("f1", 0.0, 1.0)), alter=(("f0", _LOG_FLIP), ("f1", "log_scale")),
-          random=True)),
+          random=True, transcendental=True)),
     (64, "MATRIX_GAUSSIAN_SET_OP", None, None, _M, ("f0", "f1"),
      "{o} = gaussian({f0}, {f1}, (n_features, n_features))", 277690384, _gaussian_set,
      dict(randomize=(("f0", -1.0, 1.0), ("f1", 0.0, 1.0)), alter=(("f0", _LOG_FLIP), ("f1", "log_scale")),
-          random=True)),
+          random=True, transcendental=True)),
 ]
 
 OPS: tuple[Op, ...] = tuple(

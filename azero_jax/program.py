@@ -186,15 +186,14 @@ def validate_instruction(instr: Instruction, memory: MemoryShape, where: str = "
             if value != 0.0:
                 raise ProgramError(f"{where}: constant {field}={value!r} is not used by {spec.name} and must be 0")
             continue
-    if spec.id in (57, 58):
-        for field in spec.consts[:-1]:
-            value = getattr(instr, field)
-            # [0, 1]: a fraction just below 1 prints as "1" in the reference's 6-digit form.
-            if not 0.0 <= value <= 1.0:
-                raise ProgramError(
-                    f"{where}: element index {field}={value!r} of {spec.name} must be a fraction in [0, 1] "
-                    "(the element is int(F * fraction), at most F - 1)"
-                )
+    for field in spec.consts[:spec.index_consts]:
+        value = getattr(instr, field)
+        # [0, 1]: a fraction just below 1 prints as "1" in the reference's 6-digit form.
+        if not 0.0 <= value <= 1.0:
+            raise ProgramError(
+                f"{where}: element index {field}={value!r} of {spec.name} must be a fraction in [0, 1] "
+                "(the element is int(F * fraction), at most F - 1)"
+            )
 
 
 def validate_algorithm(algorithm: Algorithm, memory: MemoryShape) -> Algorithm:

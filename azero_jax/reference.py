@@ -6,14 +6,15 @@ faster in this package is proven equal to it by differential tests, and it is
 itself proven against the C++ outputs in `../shared/cpp_reference_cases/`.
 
 Op semantics come from the op table's kernels (`azero_jax.ops`), evaluated with
-``xp = numpy``; this module owns memory, the evaluation loop, early stopping,
-the random stream wiring and fitness.
+``xp = numpy``; the per-example error, early-stop, loss and fitness rules from
+`azero_jax.fitness` (their scalar path; the JAX interpreter runs the same
+rules batched). This module owns memory, the evaluation loop, the loss
+accumulation and the random stream wiring.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -162,11 +163,11 @@ def _evaluate_task(algorithm, task, memory, seed, max_abs_error, num_train_examp
             mem.vector[ops_lib.FEATURES_ADDRESS] = x
             mem.scalar[ops_lib.LABEL_ADDRESS] = 0.0
             executor.run("predict", rng_lib.PHASE_TRAIN, step)
-            if classification:
-                mem.scalar[ops_lib.PREDICTION_ADDRESS] = fitness_lib.sigmoid(mem.scalar[ops_lib.PREDICTION_ADDRESS])
-            error = abs(y - mem.scalar[ops_lib.PREDICTION_ADDRESS])
+            prediction = fitness_lib.train_prediction(np, mem.scalar[ops_lib.PREDICTION_ADDRESS], classification)
+            mem.scalar[ops_lib.PREDICTION_ADDRESS] = prediction  # Learn sees the sigmoid
+            error, stop = fitness_lib.train_error(np, y, prediction, max_abs_error)
             result.train_errors.append(float(error))
-            if math.isnan(error) or error > max_abs_error:
+            if stop:
                 result.stopped_early = True
                 break
             mem.vector[ops_lib.FEATURES_ADDRESS] = x
@@ -198,28 +199,15 @@ def _validate(executor: _Executor, task: Task, num_valid: int, epoch: int, max_a
         predictions[i] = prediction
         if stop_index >= 0:
             continue  # keep reporting predictions; the fitness is already 0
-        label = task.y_valid[i]
-        if classification:
-            p = float(fitness_lib.sigmoid(np.float64(prediction)))
-            if p < 0.0 or p > 1.0:
-                error = math.inf
-            else:
-                error = 0.0 if (label > 0.5) == (p > 0.5) else 1.0
-            loss += error
-        else:
-            error = label - prediction
-            loss += error * error
-        errors.append(abs(error))
-        if math.isnan(error) or abs(error) > max_abs_error:
+        error, stop = fitness_lib.valid_error(np, task.y_valid[i], prediction, classification, max_abs_error)
+        loss += fitness_lib.loss_term(np, error, classification)
+        errors.append(error)
+        if stop:
             stop_index = i
     result.valid_predictions = predictions
     result.valid_errors = errors
     result.valid_stop_index = stop_index
-    if stop_index >= 0:
-        return fitness_lib.MIN_FITNESS
-    if classification:
-        return 1.0 - loss / num_valid
-    return fitness_lib.flip_and_squash(math.sqrt(loss / num_valid))
+    return fitness_lib.fitness_from_loss(np, loss, num_valid, classification, ok=stop_index < 0)
 
 
 def evaluate(

@@ -8,6 +8,7 @@ import pytest
 from azero_jax import jax_eval, ops, programs, reference
 from azero_jax import tasks as tasks_lib
 from azero_jax.jax_eval import interpreter
+from azero_jax.jax_eval.compile import batch_bucket, length_bucket
 from azero_jax.jax_eval.parity import random_programs, random_tasks
 from azero_jax.program import NO_OP, Algorithm, MemoryShape
 
@@ -91,10 +92,10 @@ def test_group_policies():
 
 
 def test_bucket_helpers():
-    assert [jax_eval.length_bucket(n) for n in (0, 1, 8, 9, 17, 33)] == [8, 8, 8, 16, 32, 64]
-    assert [jax_eval.batch_bucket(n) for n in (1, 8, 9, 13, 17, 100)] == [8, 8, 12, 16, 24, 128]
-    assert jax_eval.batch_bucket(9, multiple=4) == 12
-    assert jax_eval.batch_bucket(13, multiple=4) == 16
+    assert [length_bucket(n) for n in (0, 1, 8, 9, 17, 33)] == [8, 8, 8, 16, 32, 64]
+    assert [batch_bucket(n) for n in (1, 8, 9, 13, 17, 100)] == [8, 8, 12, 16, 24, 128]
+    assert batch_bucket(9, multiple=4) == 12
+    assert batch_bucket(13, multiple=4) == 16
 
 
 def test_rejects_ops_outside_subset_and_mixed_task_shapes(demo_tasks):
@@ -119,13 +120,13 @@ def test_details_and_train_budget_match_reference():
         for t, task in enumerate(tasks):
             r = reference.evaluate_task(p, task, memory, num_train_examples=int(budget[i, t]))
             assert abs(fit[i, t] - r.fitness) <= 1e-9
-            assert det["train_steps"][i, t] == r.train_steps
-            assert det["stopped_early"][i, t] == r.stopped_early
+            assert det.train_steps[i, t] == r.train_steps
+            assert det.stopped_early[i, t] == r.stopped_early
             n = r.train_steps
-            np.testing.assert_allclose(det["train_errors"][i, t, :n], r.train_errors, rtol=1e-12, atol=0)
+            np.testing.assert_allclose(det.train_errors[i, t, :n], r.train_errors, rtol=1e-12, atol=0)
             if r.valid_predictions is not None and not r.stopped_early:
                 last = (n - 1) // task.num_train
-                np.testing.assert_allclose(det["valid_predictions"][i, t, last], r.valid_predictions,
+                np.testing.assert_allclose(det.valid_predictions[i, t, last], r.valid_predictions,
                                            rtol=1e-12, atol=0)
 
 

@@ -29,11 +29,6 @@ def test_parity_10k_programs_all_ops_demo_memory():
     assert res.nonzero_fitness > 1000 and res.early_stops > 1000, res
 
 
-# Ops whose float64 result XLA and libm may round differently (transcendentals,
-# and the Gaussian sampler built on log/cos).
-_TRANSCENDENTAL = {7, 8, 9, 10, 11, 12, 13, 14, 62, 63, 64}
-
-
 def test_parity_is_exact_without_transcendentals_on_regression():
     """Zero tolerance for mismatches where no libm-vs-XLA ulp can enter: no
     transcendental ops and no sigmoid (regression tasks only)."""
@@ -44,7 +39,9 @@ def test_parity_is_exact_without_transcendentals_on_regression():
 
     tasks = [t for t in random_tasks(np.random.default_rng(7), 4, num_tasks=8) if t.eval_type == "rms"]
     tasks = [dataclasses.replace(t, index=i) for i, t in enumerate(tasks)]
-    op_ids = [o for o in ops.ALL_OPS if o not in _TRANSCENDENTAL]
+    # Op.transcendental: ops whose float64 result XLA and libm may round
+    # differently (sin, exp, ... and the Gaussian sampler built on log/cos).
+    op_ids = [op.id for op in ops.OPS if not op.transcendental]
     res = run_parity(3_000, features=4, memory=MemoryShape(4, 3, 1, 4), seed=2, chunk=1500, op_ids=op_ids,
                      tasks=tasks)
     assert res.fitness_mismatches == 0 and res.step_mismatches == 0, res

@@ -131,7 +131,8 @@ def test_matrix_output_ops(name, kw, expected):
 
 def test_every_op_has_a_hand_computed_case_or_a_dedicated_test():
     covered = {ops.get_op(c[0]).id for c in SCALAR_CASES + VECTOR_CASES + MATRIX_CASES}
-    dedicated = {0, 57, 58, 59, 60, 61, 62, 63, 64}  # tested below
+    # tested below: NoOp, the element-setting ops and the random ops
+    dedicated = {o.id for o in ops.OPS if o.out is None or o.index_consts or o.random}
     assert covered | dedicated == set(range(ops.NUM_OPS))
 
 
@@ -305,3 +306,72 @@ def test_op_table_is_complete_and_consistent():
         ops.get_op(65)
     with pytest.raises(ValueError, match="unknown op"):
         ops.get_op("FOO")
+
+
+_ELEMENTARY = {"sin", "cos", "tan", "arcsin", "arccos", "arctan", "exp", "log"}
+
+
+def _names_flagged(field):
+    return {o.name.removesuffix("_OP") for o in ops.OPS if getattr(o, field)}
+
+
+def test_op_metadata_flags_exactly_the_expected_ops():
+    assert _names_flagged("transcendental") == {
+        "SCALAR_SIN", "SCALAR_COS", "SCALAR_TAN", "SCALAR_ARCSIN", "SCALAR_ARCCOS", "SCALAR_ARCTAN",
+        "SCALAR_EXP", "SCALAR_LOG", "SCALAR_GAUSSIAN_SET", "VECTOR_GAUSSIAN_SET", "MATRIX_GAUSSIAN_SET"}
+    assert _names_flagged("cubic") == {"MATRIX_MATRIX_PRODUCT"}
+    assert {o.name: o.index_consts for o in ops.OPS if o.index_consts} == {
+        "VECTOR_CONST_SET_OP": 1, "MATRIX_CONST_SET_OP": 2}
+    for o in ops.OPS:
+        assert isinstance(o.index_consts, int) and isinstance(o.transcendental, bool) and isinstance(o.cubic, bool)
+
+
+class _SpyXP:
+    """`numpy` that records which functions a kernel looks up."""
+
+    def __init__(self):
+        self.used = set()
+
+    def __getattr__(self, name):
+        self.used.add(name)
+        return getattr(np, name)
+
+
+@pytest.mark.parametrize("o", ops.OPS, ids=[o.name for o in ops.OPS])
+def test_transcendental_flag_matches_the_kernel(o):
+    """`Op.transcendental` holds exactly when the kernel calls an elementary
+    function (the libm-vs-XLA ulp source the parity tests steer around)."""
+    value = {None: None, "s": np.float64(0.5), "v": np.full(F, 0.5), "m": np.full((F, F), 0.5)}
+    shape = np.shape(value[o.out]) if o.out else ()
+    u = np.full(shape, 0.25) if o.random else None
+    spy = _SpyXP()
+    with np.errstate(all="ignore"):
+        o.kernel(spy, ops.OpArgs(a=value[o.in1], b=value[o.in2], old=value[o.out], d=0.5, f0=0.5, f1=0.5, f2=0.5,
+                                 u1=u, u2=u, features=F))
+    assert bool(spy.used & _ELEMENTARY) == o.transcendental, spy.used
+
+
+@pytest.mark.parametrize("o", [o for o in ops.OPS if o.index_consts], ids=lambda o: o.name)
+def test_element_index_constants_are_fractions_in_unit_interval(o):
+    """The leading `index_consts` constants are element indices: drawn and
+    altered in [0, 1], validated to lie there, and mapped to the integral
+    element int(F * f) (clamped to F - 1) by the kernel; the last constant is
+    the value and may be anything."""
+    from azero_jax.program import ProgramError, validate_instruction
+
+    index_fields = o.consts[:o.index_consts]
+    assert 0 < o.index_consts < len(o.consts) and o.reads_out
+    assert all((f, 0.0, 1.0) in o.randomize for f in index_fields)
+    assert all((f, "uniform01") in o.alter for f in index_fields)
+    memory = MemoryShape(2, 2, 2, F)
+    for field in index_fields:
+        for bad in (-0.25, 1.5, NAN):
+            with pytest.raises(ProgramError, match="element index"):
+                validate_instruction(op(o.name, out=1, **{field: bad}), memory)
+    validate_instruction(op(o.name, out=1, **{o.consts[-1]: 1.5}), memory)
+    for fraction in (0.0, 0.3, 0.999, 1.0):
+        mem = Memory(memory)
+        execute([op(o.name, out=1, **{f: fraction for f in index_fields}, **{o.consts[-1]: 1.0})], mem)
+        bank = mem.vector[1] if o.out == ops.VECTOR else mem.matrix[1]
+        element = min(int(F * fraction), F - 1)
+        assert np.argwhere(bank).tolist() == [[element] * o.index_consts]

@@ -154,3 +154,59 @@ def test_epoch_order_first_epoch_natural_then_shuffled():
     assert order[:6].tolist() == list(range(6))
     assert sorted(order[6:12].tolist()) == list(range(6)) and sorted(order[12:].tolist()) == list(range(6))
     np.testing.assert_array_equal(order, linear_task(n_train=6, epochs=3, seed=5).epoch_order())
+
+
+# The evaluation rules (`azero_jax.fitness`): the reference runs their scalar
+# path (Python bool `classification`), the JAX interpreter and the host their
+# array path; both must be the same rule.
+_LABELS = [0.0, 1.0, 0.3, -2.0, 1e300]
+_PREDICTIONS = [0.0, -0.0, 1e-300, -1e-300, 0.5, -3.0, 99.0, 150.0, -150.0, 800.0, -800.0, 1e300, math.inf,
+                -math.inf, math.nan]
+
+
+def _bits(x):
+    return np.asarray(x, dtype=np.float64).tobytes()
+
+
+@pytest.mark.parametrize("classification", [False, True])
+def test_evaluation_rules_scalar_path_equals_array_path(classification):
+    label, pred = np.meshgrid(np.array(_LABELS), np.array(_PREDICTIONS), indexing="ij")
+    cls = np.full(label.shape, classification)
+    with np.errstate(all="ignore"):
+        err, stop = fitness.valid_error(np, label, pred, cls, 100.0)
+        terr, tstop = fitness.train_error(np, label, fitness.train_prediction(np, pred, cls), 100.0)
+        term = fitness.loss_term(np, err, cls)
+        # A Python bool with arrays: one task type for all elements.
+        uerr, ustop = fitness.valid_error(np, label, pred, classification, 100.0)
+        assert _bits(uerr) == _bits(err) and (ustop == stop).all()
+        assert _bits(fitness.loss_term(np, uerr, classification)) == _bits(term)
+        uterr, _ = fitness.train_error(np, label, fitness.train_prediction(np, pred, classification), 100.0)
+        assert _bits(uterr) == _bits(terr)
+        for i, j in np.ndindex(label.shape):
+            y, p = label[i, j], float(pred[i, j])
+            e, s = fitness.valid_error(np, y, p, classification, 100.0)
+            assert _bits(e) == _bits(err[i, j]) and bool(s) == stop[i, j], (y, p)
+            assert _bits(fitness.loss_term(np, e, classification)) == _bits(term[i, j])
+            te, ts = fitness.train_error(np, y, fitness.train_prediction(np, np.float64(p), classification), 100.0)
+            assert _bits(te) == _bits(terr[i, j]) and bool(ts) == tstop[i, j], (y, p)
+    if classification:  # 0/1 per example; inf only where the sigmoid leaves [0, 1] (never for a float64)
+        assert set(np.unique(err)) <= {0.0, 1.0} and not stop.any()
+    else:
+        np.testing.assert_array_equal(stop, np.isnan(err) | (err > 100.0))
+
+
+@pytest.mark.parametrize("classification", [False, True])
+def test_fitness_from_loss_scalar_path_equals_array_path(classification):
+    losses = np.array([0.0, 1e-300, 0.25, 3.0, 7.0, 1e10, 1e308, math.inf, math.nan])
+    ok = np.array([True] * len(losses) + [False] * len(losses))
+    losses = np.concatenate([losses, losses])
+    with np.errstate(all="ignore"):
+        arr = fitness.fitness_from_loss(np, losses, 8, np.full(losses.shape, classification), ok)
+        assert _bits(fitness.fitness_from_loss(np, losses, 8, classification, ok)) == _bits(arr)
+    for loss, good, a in zip(losses, ok, arr, strict=True):
+        s = fitness.fitness_from_loss(np, float(loss), 8, classification, bool(good))
+        # The array path's np.arctan may be a SIMD version an ulp from libm's atan.
+        assert s == a or abs(s - a) <= 2.3e-16 or (math.isnan(s) and math.isnan(a)), (loss, good, s, a)
+    assert arr[~ok].tolist() == [fitness.MIN_FITNESS] * len(losses[~ok])
+    if not classification:
+        assert arr[ok][-2:].tolist() == [fitness.MIN_FITNESS] * 2  # inf / NaN loss

@@ -204,13 +204,9 @@ class XlaBackend:
         last_epoch = validated.shape[1] - 1 - np.argmax(validated[:, ::-1], axis=1)
         pred = d.valid_predictions[rows, cols, last_epoch, :nv].astype(np.float64)  # (J, NV)
         label = group.y_valid[cols, :nv]
-        with np.errstate(all="ignore"):
-            err = np.abs(label - pred)
-            if group.classification.any():
-                p = np.asarray(fitness_lib.sigmoid(pred), dtype=np.float64)
-                cls_err = np.where((p < 0.0) | (p > 1.0), np.inf, np.where((label > 0.5) == (p > 0.5), 0.0, 1.0))
-                err = np.where(group.classification[cols][:, None], cls_err, err)
-            stop = np.isnan(err) | (err > self.max_abs_error)
+        with np.errstate(all="ignore"):  # the shared rule; False: no classification task, no sigmoid
+            classification = group.classification[cols][:, None] if group.classification.any() else False
+            err, stop = fitness_lib.valid_error(np, label, pred, classification, self.max_abs_error)
         valid_len = np.where(stop.any(axis=1), np.argmax(stop, axis=1) + 1, nv)
         valid_len = np.where(any_valid, valid_len, 0)
         both = np.concatenate([train, err], axis=1)

@@ -8,7 +8,6 @@ the batching rules.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -125,15 +124,11 @@ def _lane_seeds(seed: Any, batch: int, n: int) -> np.ndarray:
 
 
 def _fitness(out: dict[str, np.ndarray], arrays: TaskArrays) -> np.ndarray:
-    """(T, P) fitness from per-epoch validation losses (host, float64)."""
-    loss = out["loss"].astype(np.float64)
-    nv = arrays.num_valid
+    """(T, P) fitness from per-epoch validation losses (host, float64): the
+    shared rule `fitness.fitness_from_loss`, then the best epoch."""
     with np.errstate(all="ignore"):
-        acc = 1.0 - loss / nv
-        rmse = np.sqrt(loss / nv)
-        rms = np.where(np.isfinite(rmse), 1.0 - (2.0 / math.pi) * np.arctan(rmse), fitness_lib.MIN_FITNESS)
-    fit = np.where(arrays.classification[None, :, None], acc, rms)
-    fit = np.where(out["validated"] & ~out["vstop"], fit, fitness_lib.MIN_FITNESS)
+        fit = fitness_lib.fitness_from_loss(np, out["loss"].astype(np.float64), arrays.num_valid,
+                                            arrays.classification[None, :, None], out["validated"] & ~out["vstop"])
     return np.maximum(fit.max(axis=0), fitness_lib.MIN_FITNESS)
 
 

@@ -6,7 +6,7 @@ Memory is one array per kind with the lane axes FIRST:
 
 T = tasks (shared data, broadcast over programs), P = programs (sharded over
 devices). Op semantics are the op table's single-lane kernels
-(`azero_jax.ops`), vmapped twice over the leading lane axes. (Lanes-last was
+(`azero_jax.ops`), vmapped twice over the leading lane axes (`kernels.py`). (Lanes-last was
 measured ~2x slower on CPU: vmap's batching rules then insert transposes.)
 
 Dispatch: a `fori_loop` over instruction positions up to the longest *real*
@@ -33,11 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from azero_jax import fitness as fitness_lib
 from azero_jax import ops as ops_lib
 from azero_jax import rng as rng_lib
+from azero_jax.jax_eval.kernels import lane_kernel
 from azero_jax.program import COMPONENTS
-
-_TRANSCENDENTAL = frozenset({7, 8, 9, 10, 11, 12, 13, 14})
 
 _trace_count = 0
 
@@ -77,14 +77,16 @@ class Group(NamedTuple):
 
 
 def op_class(op: ops_lib.Op) -> str:
-    """Cost class used for grouping: arith < transc < quad (F^2) < cubic, random."""
+    """Cost class used for grouping: arith < transc (`Op.transcendental`) <
+    quad (touches a matrix: F^2) < cubic (`Op.cubic`: F^3), random (`Op.random`;
+    checked first, so the Gaussian samplers stay in "random")."""
     if op.random:
         return "random"
-    if op.id == 43:
+    if op.cubic:
         return "cubic"
     if ops_lib.MATRIX in (op.in1, op.in2, op.out):
         return "quad"
-    if op.id in _TRANSCENDENTAL:
+    if op.transcendental:
         return "transc"
     return "arith"
 
@@ -118,111 +120,6 @@ def make_groups(op_ids: tuple[int, ...], gate: str = "auto") -> tuple[Group, ...
             gated = cls in ("quad", "cubic", "random")
         groups.append(Group(out, tuple(group_ops), gated))
     return tuple(groups)
-
-
-_ATAN_P = (-8.750608600031904122785e-1, -1.615753718733365076637e1, -7.500855792314704667340e1,
-           -1.228866684490136173410e2, -6.485021904942025371773e1)
-_ATAN_Q = (2.485846490142306297962e1, 1.650270098316988542046e2, 4.328810604912902668951e2,
-           4.853903996359136964868e2, 1.945506571482613964425e2)
-
-
-def _atan(x):
-    """Cephes `atan` in plain arithmetic. XLA's CPU atan takes a different
-    code path for small arrays (measured: 1480/4096 values differ by an ulp
-    between 16- and 64-element arrays), which would make results depend on
-    the per-device batch size; this one is size-independent (<= 1 ulp from
-    libm, like XLA's)."""
-    ax = jnp.abs(x)
-    big = ax > 2.414213562373095
-    mid = (ax > 0.66) & ~big
-    safe = jnp.where(big, ax, 1.0)
-    t = jnp.where(big, -1.0 / safe, jnp.where(mid, (ax - 1.0) / (ax + 1.0), ax))
-    base = jnp.where(big, np.pi / 2, jnp.where(mid, np.pi / 4, 0.0))
-    z = t * t
-    num = functools.reduce(lambda acc, c: acc * z + c, _ATAN_P[1:], jnp.full_like(z, _ATAN_P[0]))
-    den = functools.reduce(lambda acc, c: acc * z + c, _ATAN_Q[1:], z + _ATAN_Q[0])
-    r = t * (z * num / den) + t
-    r = r + jnp.where(big, 6.123233995736765886130e-17, jnp.where(mid, 0.5 * 6.123233995736765886130e-17, 0.0))
-    return jnp.copysign((base + r).astype(x.dtype), x)
-
-
-# ------------------------------------------- float32: unrolled reductions --
-# Small reductions spelled out as elementwise adds (in NumPy's order:
-# 0.0 + pairwise_sum, sequential for n < 8, eight accumulators up to 128,
-# halves above; non-innermost axes add slices sequentially) fuse with their
-# operands' reads instead of being a separate reduce kernel: measured -25% CPU
-# time per demo evaluation. float32 only: XLA:CPU contracts the resulting
-# a*b + c*d into FMAs, which changes float64 rounding vs the NumPy reference
-# (measured: 13 instead of 3 fitness mismatches in 10k parity programs), so
-# float64 keeps XLA's reduce (no contraction across the kernel boundary).
-_UNROLL_SUM_MAX = 64  # larger reductions use XLA's reduce
-SHARED_READS = True  # every group reads the memory as it was before the instruction
-
-
-def _plus_zero(x):
-    """0.0 + x exactly (XLA simplifies a literal x + 0 away: -0.0 -> +0.0)."""
-    return jnp.where(x == 0, jnp.zeros((), x.dtype), x)
-
-
-def _pairwise(items):
-    n = len(items)
-    if n < 8:
-        return functools.reduce(lambda a, b: a + b, items)
-    if n > 128:
-        half = n // 2
-        half -= half % 8
-        return _pairwise(items[:half]) + _pairwise(items[half:])
-    r = list(items[:8])
-    i = 8
-    while i < n - (n % 8):
-        r = [r[j] + items[i + j] for j in range(8)]
-        i += 8
-    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for k in range(i, n):
-        res = res + items[k]
-    return res
-
-
-def _np_sum(x, axis=None):
-    """`np.sum` of a single-lane value (all axes are element axes)."""
-    if x.dtype != jnp.float32:
-        return jnp.sum(x, axis=axis)
-    if axis is None:
-        if x.size > _UNROLL_SUM_MAX or x.size == 0:
-            return jnp.sum(x)
-        flat = x.reshape(-1)
-        return _plus_zero(_pairwise([flat[i] for i in range(flat.shape[0])]))
-    axis = axis % x.ndim
-    if x.shape[axis] > _UNROLL_SUM_MAX or x.shape[axis] == 0:
-        return jnp.sum(x, axis=axis)
-    parts = [lax.index_in_dim(x, i, axis, keepdims=False) for i in range(x.shape[axis])]
-    if axis == x.ndim - 1:
-        return _plus_zero(_pairwise(parts))
-    return _plus_zero(functools.reduce(lambda a, b: a + b, parts))
-
-
-class _Namespace:
-    """`jax.numpy` as seen by the op kernels, with size-independent overrides."""
-
-    arctan = staticmethod(_atan)
-    sum = staticmethod(_np_sum)
-
-    def __getattr__(self, name):
-        return getattr(jnp, name)
-
-
-XP = _Namespace()
-
-
-@functools.cache
-def _lane_kernel(op_id: int, features: int):
-    """The op's single-lane kernel vmapped over the leading (T, P) lane axes."""
-    op = ops_lib.OPS[op_id]
-
-    def single(a, b, old, d, f0, f1, f2, u1, u2):
-        return op.kernel(XP, ops_lib.OpArgs(a, b, old, d, f0, f1, f2, u1, u2, features))
-
-    return jax.vmap(jax.vmap(single))
 
 
 def _lanes(x, ndim):
@@ -319,7 +216,7 @@ def _apply_group(st: Static, group: Group, ints, floats, mem: Mem, active, ctx: 
     for o in group.ops:
         a = reads1.get(o.in1) if o.in1 else None
         b = reads2.get(o.in2) if o.in2 else None
-        r = _lane_kernel(o.id, f)(a, b, old, *consts, u1 if o.random else None, u2 if o.random else None)
+        r = lane_kernel(o.id, f)(a, b, old, *consts, u1 if o.random else None, u2 if o.random else None)
         r = r.astype(dtype)
         if value is None:
             value = r
@@ -359,7 +256,7 @@ def run_component(st: Static, comp: int, arrays, mem: Mem, active, ctx: Context,
         floats = lax.dynamic_index_in_dim(floats_all, i, 0, keepdims=False).astype(dtype)
         row = None if needed is None else lax.dynamic_index_in_dim(needed, i, 0, keepdims=False)  # (G,)
         gi = 0
-        src = mem if SHARED_READS else None
+        src = mem  # every group reads the memory as it was before the instruction
         for group in groups:
             apply = functools.partial(_apply_group, st, group, ints, floats, active=active, ctx=ctx, position=i,
                                       src=src)
@@ -371,10 +268,6 @@ def run_component(st: Static, comp: int, arrays, mem: Mem, active, ctx: Context,
         return mem
 
     return lax.fori_loop(0, n, body, mem)
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + jnp.exp(-x))
 
 
 def evaluate_core(st: Static, setup, predict, learn, x_steps, y_steps, x_valid, y_valid, task_index,
@@ -434,10 +327,9 @@ def evaluate_core(st: Static, setup, predict, learn, x_steps, y_steps, x_valid, 
                             Context(task_index, seed, rng_lib.PHASE_TRAIN, step, c("predict")), tables[1])
         pa = ops_lib.PREDICTION_ADDRESS
         raw = mem.s[:, :, pa]
-        s1 = jnp.where(cls, _sigmoid(raw), raw)
+        s1 = fitness_lib.train_prediction(jnp, raw, cls)
         mem = mem._replace(s=mem.s.at[:, :, pa].set(jnp.where(active, s1, raw)))
-        error = jnp.abs(y[:, None] - s1)
-        bad = jnp.isnan(error) | (error > max_abs_error)
+        error, bad = fitness_lib.train_error(jnp, y[:, None], s1, max_abs_error)
         steps = steps + active.astype(jnp.int32)
         learn_active = active & ~bad
         alive = alive & ~(active & bad)
@@ -454,14 +346,9 @@ def evaluate_core(st: Static, setup, predict, learn, x_steps, y_steps, x_valid, 
                             Context(task_index, seed, rng_lib.PHASE_VALID, epoch * st.num_valid + i, c("predict")),
                             tables[1])
         pred = mem.s[:, :, ops_lib.PREDICTION_ADDRESS]
-        y = y[:, None]
-        p = _sigmoid(pred)
-        cls_err = jnp.where((p < 0) | (p > 1), jnp.inf,
-                            jnp.where((y > 0.5) == (p > 0.5), 0.0, 1.0)).astype(dtype)
-        error = jnp.where(cls, cls_err, y - pred)
-        contrib = jnp.where(cls, error, error * error)
-        loss = jnp.where(vstop, loss, loss + contrib)
-        vstop = vstop | jnp.isnan(error) | (jnp.abs(error) > max_abs_error)
+        error, stop = fitness_lib.valid_error(jnp, y[:, None], pred, cls, max_abs_error)
+        loss = jnp.where(vstop, loss, loss + fitness_lib.loss_term(jnp, error, cls))
+        vstop = vstop | stop
         return (mem, loss, vstop), (pred if st.details else None)
 
     def epoch_step(carry, xs):

@@ -52,9 +52,8 @@ def _spice(rng: np.random.Generator, instr: Instruction) -> Instruction:
     if rng.random() > 0.3:
         return instr
     fields = {}
-    for name in instr.spec.consts:
-        if instr.op in (57, 58) and name != instr.spec.consts[-1]:
-            continue
+    spec = instr.spec
+    for name in spec.consts[spec.index_consts:]:
         if rng.random() < 0.6:
             pool = SPECIAL if name == "d" else SPECIAL_F32
             fields[name] = float(pool[rng.integers(len(pool))])
@@ -126,7 +125,7 @@ def run_parity(num_programs: int, features: int = 4, memory: MemoryShape | None 
                     examples.append((done + i, t, float(fit[i, t]), r.fitness, prog))
             if not np.isnan(diff):
                 max_diff = max(max_diff, float(diff))
-            if det["train_steps"][i, t] != r.train_steps or bool(det["stopped_early"][i, t]) != r.stopped_early:
+            if det.train_steps[i, t] != r.train_steps or bool(det.stopped_early[i, t]) != r.stopped_early:
                 steps_bad += 1
             nonzero += r.fitness > fitness_lib.MIN_FITNESS
             stops += r.stopped_early

@@ -56,3 +56,14 @@ def use_cpu_cores(count: int | None = None) -> int:
         return 0
     os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}={int(count)}".strip()
     return int(count)
+
+
+def use_cpu_cores_or_exit() -> int:
+    """`use_cpu_cores()` for the entry points, which call it before their
+    error boundary exists: a bad AZERO_JAX_CPU_DEVICES is one `error:` line
+    and exit status 2, like any other bad input."""
+    try:
+        return use_cpu_cores()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -33,9 +33,12 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", *, prefix: str = 
         raise ValueError(f"atomic_open mode must be 'w' or 'wb', got {mode!r}")
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
-    if make_dirs:
-        os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=directory)
+    try:
+        if make_dirs:
+            os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=directory)
+    except OSError as e:
+        raise with_path(e, target) from None
     try:
         os.chmod(tmp, file_mode)
         if mode == "w":
@@ -47,13 +50,26 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", *, prefix: str = 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.filename in (None, tmp):
+            raise with_path(e, target) from None
         raise
     _fsync_directory(directory)
+
+
+def with_path(e: OSError, path: str | os.PathLike[str]) -> OSError:
+    """`e` naming `path` (a write error on an open file names none; the
+    temp file's name means nothing to the user), same class and errno."""
+    if e.filename is not None and e.filename != path and not str(e.filename).endswith(".part"):
+        return e
+    try:
+        return type(e)(e.errno, e.strerror or str(e), os.fspath(path))
+    except TypeError:
+        return OSError(e.errno, e.strerror or str(e), os.fspath(path))
 
 
 def _fsync_directory(directory: str) -> None:

@@ -523,6 +523,14 @@ def loads_any(text: str, *, source: str = "<string>", memory: MemoryShape | None
 
 def load_algorithm(path: str | os.PathLike[str], memory: MemoryShape | None = None) -> Algorithm:
     """Reads a program file in either format (auto-detected)."""
+    return load_algorithm_and_memory(path, memory)[0]
+
+
+def load_algorithm_and_memory(path: str | os.PathLike[str], memory: MemoryShape | None = None
+                              ) -> tuple[Algorithm, MemoryShape | None]:
+    """Reads a program file in either format (auto-detected); also returns
+    the memory shape its JSON form stores (None for text or without one).
+    Validation uses `memory` if given, else the stored shape."""
     source = os.fspath(path)
     try:
         with open(source, "rb") as f:
@@ -533,7 +541,7 @@ def load_algorithm(path: str | os.PathLike[str], memory: MemoryShape | None = No
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ProgramFileError(f"{source}: not UTF-8 text (byte {e.start})") from None
-    return loads_any(text, source=source, memory=memory)[0]
+    return loads_any(text, source=source, memory=memory)
 
 
 def save_algorithm(path: str | os.PathLike[str], algorithm: Algorithm, memory: MemoryShape | None = None,

@@ -1,4 +1,8 @@
-"""Tasks: the data one program is trained and validated on (reference §10)."""
+"""Tasks: the data one program is trained and validated on (reference §10).
+
+`Task`, `TaskSpec`, the generators (linear, 2-layer-NN teacher, explicit
+.npz), seeds and presets; the checks of the data itself are task_data.py's.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ import os
 import numpy as np
 
 from azero_jax import fitness as fitness_lib
+from azero_jax import task_data
+from azero_jax.task_data import MAX_FEATURES, NPZ_KEYS, load_npz_arrays
+from azero_jax.task_data import check_finite as check_finite  # re-exported: `tasks.check_finite`
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -32,21 +39,18 @@ class Task:
 
     def __post_init__(self):
         object.__setattr__(self, "eval_type", fitness_lib.parse_eval_type(self.eval_type))
-        for split in ("train", "valid"):
-            x = np.asarray(getattr(self, f"x_{split}"), dtype=np.float64)
-            y = np.asarray(getattr(self, f"y_{split}"), dtype=np.float64)
-            if x.ndim != 2:
-                raise ValueError(f"x_{split} must have shape (n, F), got {x.shape}")
-            if y.shape != (x.shape[0],):
-                raise ValueError(f"y_{split} must have shape ({x.shape[0]},) to match x_{split}, got {y.shape}")
-            object.__setattr__(self, f"x_{split}", x)
-            object.__setattr__(self, f"y_{split}", y)
-        if self.x_valid.shape[1] != self.x_train.shape[1]:
-            raise ValueError(
-                f"x_train has {self.x_train.shape[1]} features but x_valid has {self.x_valid.shape[1]}"
-            )
+        arrays = task_data.check_arrays(self.x_train, self.y_train, self.x_valid, self.y_valid, self.eval_type)
+        for name, array in arrays.items():
+            object.__setattr__(self, name, array)
         if self.num_train_epochs < 1:
             raise ValueError(f"num_train_epochs must be >= 1, got {self.num_train_epochs}")
+
+    def nonfinite(self) -> str | None:
+        """None when every value is finite, else which array holds NaN or
+        infinity, how many, and the first index. (The interpreter follows
+        the reference's rules for them, so the C++ cases may use them; a
+        search on such data is refused: `check_finite`.)"""
+        return task_data.nonfinite(self)
 
     @property
     def features(self) -> int:
@@ -102,8 +106,6 @@ NN_DATA_SEED_OFFSET = 865546086
 NN_PARAM_SEED_OFFSET = 174299604
 
 MAX_TASK_SEED = 2**32 - 1  # randomized seeds lie in the open interval (1, MAX_TASK_SEED)
-
-NPZ_KEYS = ("x_train", "y_train", "x_valid", "y_valid")
 
 
 def parse_task_kind(kind: str) -> str:
@@ -171,6 +173,8 @@ class TaskSpec:
                     raise ValueError(f"TaskSpec.{name} is required for {kind} tasks")
                 continue
             object.__setattr__(self, name, _check_int(name, value, 1))
+        if self.features is not None and self.features > MAX_FEATURES:
+            raise ValueError(f"TaskSpec.features must be <= {MAX_FEATURES} (the documented cap), got {self.features}")
         for name in ("data_seeds", "param_seeds"):
             seeds = _check_seeds(name, getattr(self, name))
             if len(seeds) > self.num_tasks:
@@ -271,50 +275,6 @@ def _generated_task(spec: TaskSpec, data_seed: int, param_seed: int, index: int)
     )
 
 
-def load_npz_arrays(path: str) -> dict[str, np.ndarray]:
-    """Reads and shape-checks an explicit-task .npz; returns arrays with a
-    leading task axis: x (T, n, F), y (T, n)."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"task data file {path!r} does not exist")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as e:  # not a zip / npy, pickled content, truncated file
-        raise ValueError(f"task data file {path!r} is not a readable .npz file: {e}") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"task data file {path!r} holds a single array, not an .npz archive with keys {', '.join(NPZ_KEYS)}")
-    with data:
-        missing = [k for k in NPZ_KEYS if k not in data.files]
-        if missing:
-            raise ValueError(
-                f"task data file {path!r} is missing key(s) {', '.join(missing)}; "
-                f"it must contain {', '.join(NPZ_KEYS)} (it has: {', '.join(data.files) or 'nothing'})"
-            )
-        try:
-            arrays = {k: np.asarray(data[k], dtype=np.float64) for k in NPZ_KEYS}
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"task data file {path!r}: arrays must be numeric: {e}") from None
-    x_ndim = arrays["x_train"].ndim
-    if x_ndim not in (2, 3):
-        raise ValueError(
-            f"task data file {path!r}: x_train must have shape (n, F) or (tasks, n, F), got {arrays['x_train'].shape}"
-        )
-    if x_ndim == 2:
-        arrays = {k: v[None] for k, v in arrays.items()}
-    num, features = arrays["x_train"].shape[0], arrays["x_train"].shape[2]
-    for split in ("train", "valid"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim != 3 or x.shape[0] != num or x.shape[2] != features:
-            raise ValueError(
-                f"task data file {path!r}: x_{split} has shape {x.shape[1:] if x_ndim == 2 else x.shape}, "
-                f"expected (n, {features})" + ("" if x_ndim == 2 else f" stacked over {num} tasks")
-            )
-        if y.shape != x.shape[:2]:
-            shown = y.shape[1:] if x_ndim == 2 else y.shape
-            expected = x.shape[1:2] if x_ndim == 2 else x.shape[:2]
-            raise ValueError(f"task data file {path!r}: y_{split} has shape {shown}, expected {expected}")
-    return arrays
-
-
 def _explicit_tasks(spec: TaskSpec, start_index: int) -> list[Task]:
     arrays = load_npz_arrays(spec.path)
     available, n_train, n_valid, features = (
@@ -335,12 +295,16 @@ def _explicit_tasks(spec: TaskSpec, start_index: int) -> list[Task]:
     tasks = []
     for i, (data_seed, param_seed) in enumerate(task_seeds(spec)):
         index = start_index + i
-        tasks.append(Task(
-            x_train=arrays["x_train"][i, :num_train], y_train=arrays["y_train"][i, :num_train],
-            x_valid=arrays["x_valid"][i, :num_valid], y_valid=arrays["y_valid"][i, :num_valid],
-            eval_type=spec.eval_type, num_train_epochs=spec.num_train_epochs, data_seed=data_seed,
-            param_seed=param_seed, index=index, name=f"{stem}[{index}]",
-        ))
+        try:
+            tasks.append(Task(
+                x_train=arrays["x_train"][i, :num_train], y_train=arrays["y_train"][i, :num_train],
+                x_valid=arrays["x_valid"][i, :num_valid], y_valid=arrays["y_valid"][i, :num_valid],
+                eval_type=spec.eval_type, num_train_epochs=spec.num_train_epochs, data_seed=data_seed,
+                param_seed=param_seed, index=index, name=f"{stem}[{index}]",
+            ))
+        except ValueError as e:
+            which = f" task {i}" if available > 1 else ""
+            raise ValueError(f"task data file {spec.path!r}{which}: {e}") from None
     return tasks
 
 

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from azero_jax import cpu_devices  # noqa: E402
 
-cpu_devices.use_cpu_cores()  # one XLA host device per core; before anything imports JAX
+cpu_devices.use_cpu_cores_or_exit()  # one XLA host device per core; before anything imports JAX
 
 from azero_jax.scripts import search  # noqa: E402
 

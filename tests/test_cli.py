@@ -178,7 +178,7 @@ def test_linear_regression_defaults_and_aliases():
     expected = experiment.get_preset("demo").replace(
         random_seed=1, dtype="float64", children_per_step=250, sufficient_fitness=0.9999, max_experiments=20,
         max_train_steps=200_000_000, progress_every=10000, search_sufficient_fitness=0.999, max_seconds=1800.0,
-        checkpoint_every_seconds=60.0)
+        checkpoint_every_seconds=30.0)
     assert default == expected.to_dict()
     assert default["backend"] != "reference"
     changed = config("--seed=2", "--max_minutes=0", "--noearly_stop", "--backend=reference", "--children_per_step=1")

@@ -5,7 +5,11 @@ driver, reporting and checkpoint/resume (spec §14-§18).
               validation (`ConfigError`) and `load_config`
   presets     the named configs (`PRESETS`, `get_preset`)
   driver      `run_experiments` (the reference driver loop, checkpoints)
-  report      progress lines / progress.csv, results.json, best program
+  resume      a run's checkpoint state, its checked restore, a finished
+              run's results.json
+  preflight   the checks before any work (task data, output directory)
+  report      progress lines / progress.csv, results.json
+              (`ExperimentResult`), best program
   evaluators  how the driver builds, checkpoints and restores evaluators
 """
 
@@ -20,10 +24,10 @@ from azero_jax.experiment.config import (
     load_config,
     task_spec,
 )
-from azero_jax.experiment.driver import ExperimentResult, run_experiments
+from azero_jax.experiment.driver import run_experiments
 from azero_jax.experiment.evaluators import evaluate_program, evaluator_state, make_evaluator, restore_evaluator
 from azero_jax.experiment.presets import PRESET_NOTES, PRESETS, get_preset
-from azero_jax.experiment.report import CSV_COLUMNS
+from azero_jax.experiment.report import CSV_COLUMNS, ExperimentResult
 
 __all__ = [
     "BACKENDS",

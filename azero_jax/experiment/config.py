@@ -23,6 +23,8 @@ from azero_jax import fitness as fitness_lib
 from azero_jax import ops as ops_lib
 from azero_jax import tasks as tasks_lib
 from azero_jax.experiment.validators import (
+    MAX_ADDRESSES,
+    MAX_SEED,
     ConfigError,
     TaskEntry,
     _choice,
@@ -72,12 +74,20 @@ class ExperimentConfig:
     memory: (S, V, M) address counts; F comes from the tasks.
     max_experiments: 0 = unlimited (stop only on sufficient_fitness/time).
     sufficient_fitness: None = never stop early.
-    random_seed: 0 = time-based (the chosen seed is logged and saved).
-    max_seconds: wall-clock budget of the whole run (None = none); stops the
-      current search at the next sweep and starts no further experiment.
+    memory: each count at most MAX_ADDRESSES (1000).
+    random_seed: 0 = time-based (the chosen seed is logged and saved); at
+      most MAX_SEED (2**31 - 1).
+    max_seconds: wall-clock budget of the whole run (None = none; else > 0
+      and finite); checked after every evolution step, so it stops the
+      current search within about one step (possibly mid-sweep) and starts
+      no further experiment.
     checkpoint_path: None = <output_dir>/checkpoint.json.
     checkpoint_every_seconds: periodic checkpoints at sweep boundaries
-      (0 = after every sweep, None = only at the end of each experiment).
+      (0 = after every sweep, None = only at the end of each experiment);
+      a positive value is the longest interval: earlier in a run they come
+      every max(5 s, 10 % of the elapsed time), so a kill loses little.
+    Sizes: mutate_*_size_min <= mutate_*_size_max and *_size_init <=
+      mutate_*_size_max when a maximum is set. Floats must be finite.
     backend: "xla" (the default: the batched JAX interpreter
       `azero_jax.jax_eval` on CPU, GPU or TPU; feed it with children_per_step
       in the hundreds; "jax" is accepted as its old name) or "reference"
@@ -175,6 +185,15 @@ class ExperimentConfig:
             s(f"mutate_{c}_size_min", _int(f"mutate_{c}_size_min", getattr(self, f"mutate_{c}_size_min"), 0))
             s(f"mutate_{c}_size_max", _int(f"mutate_{c}_size_max", getattr(self, f"mutate_{c}_size_max"), 0,
                                            allow_none=True))
+            low, high, init = (getattr(self, f"mutate_{c}_size_min"), getattr(self, f"mutate_{c}_size_max"),
+                               getattr(self, f"{c}_size_init"))
+            if high:  # None or 0 = no limit
+                if low > high:
+                    raise ConfigError(f"ExperimentConfig.mutate_{c}_size_min ({low}) exceeds mutate_{c}_size_max "
+                                      f"({high}): make the minimum <= the maximum")
+                if init > high:
+                    raise ConfigError(f"ExperimentConfig.{c}_size_init ({init}) exceeds mutate_{c}_size_max ({high}): "
+                                      "the initial programs must fit the size limit")
         s("train_budget", _train_budget_spec(self.train_budget))
         s("max_abs_error", _float("max_abs_error", self.max_abs_error, 0.0, strict_low=True))
         s("fec", _fec_spec(self.fec))
@@ -200,13 +219,15 @@ class ExperimentConfig:
             memory = [memory.get(k) for k in ("scalars", "vectors", "matrices")]
         if not isinstance(memory, (list, tuple)) or len(memory) != 3:
             raise ConfigError(f"ExperimentConfig.memory must be [scalars, vectors, matrices], got {self.memory!r}")
-        s("memory", (_int("memory[0] (scalars)", memory[0], 2), _int("memory[1] (vectors)", memory[1], 1),
-                     _int("memory[2] (matrices)", memory[2], 0)))
+        cap = dict(high=MAX_ADDRESSES, why="the documented cap on address counts")
+        s("memory", (_int("memory[0] (scalars)", memory[0], 2, **cap), _int("memory[1] (vectors)", memory[1], 1, **cap),
+                     _int("memory[2] (matrices)", memory[2], 0, **cap)))
         s("max_experiments", _int("max_experiments", self.max_experiments, 0))
         s("sufficient_fitness", _float("sufficient_fitness", self.sufficient_fitness, allow_none=True))
         if not isinstance(self.randomize_task_seeds, bool):
             raise ConfigError(f"ExperimentConfig.randomize_task_seeds must be true or false, got {self.randomize_task_seeds!r}")
-        s("random_seed", _int("random_seed", self.random_seed, 0))
+        s("random_seed", _int("random_seed", self.random_seed, 0, high=MAX_SEED,
+                              why="seeds lie in [0, 2**31); 0 = time-based"))
         s("backend", _choice("backend", evaluation.BACKEND_ALIASES.get(str(self.backend).strip().lower(),
                                                                        self.backend), BACKENDS))
         s("dtype", _choice("dtype", self.dtype, DTYPES))
@@ -217,6 +238,10 @@ class ExperimentConfig:
         if not isinstance(self.random_search, bool):
             raise ConfigError(f"ExperimentConfig.random_search must be true or false, got {self.random_search!r}")
         s("hurdle_tasks", _int("hurdle_tasks", self.hurdle_tasks, 0))
+        num_search = sum(spec.num_tasks for spec in self.task_specs("search"))
+        if self.hurdle_tasks and self.hurdle_tasks >= num_search:
+            raise ConfigError(f"ExperimentConfig.hurdle_tasks ({self.hurdle_tasks}) must be less than the number of "
+                              f"search tasks ({num_search}): use 0 (off) to {num_search - 1}")
         s("hurdle_percentile", _float("hurdle_percentile", self.hurdle_percentile, 0.0, 100.0))
         s("search_sufficient_fitness", _float("search_sufficient_fitness", self.search_sufficient_fitness,
                                               allow_none=True))
@@ -229,7 +254,8 @@ class ExperimentConfig:
         s("checkpoint_every_seconds", _float("checkpoint_every_seconds", self.checkpoint_every_seconds, 0.0,
                                              allow_none=True))
         try:
-            self.mutator_config(features=1)  # ops writable in this memory, non-empty op lists, ...
+            mutator_cfg = self.mutator_config(features=1)  # ops writable in this memory, non-empty op lists, ...
+            mutator_lib.InitialPopulation.from_config(self.initial_population, self.init_sizes, mutator_cfg)
         except ValueError as e:
             raise ConfigError(f"ExperimentConfig: {e}") from None
 
@@ -297,6 +323,10 @@ class ExperimentConfig:
         except OSError as e:
             raise ConfigError(f"{source}: cannot read config: {e.strerror or e}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{source}: invalid JSON: {e}") from None
+        except RecursionError:
+            raise ConfigError(f"{source}: invalid config: JSON nested too deeply") from None
+        except ValueError as e:  # e.g. an integer literal with too many digits
             raise ConfigError(f"{source}: invalid JSON: {e}") from None
         return cls.from_dict(data, source=source)
 

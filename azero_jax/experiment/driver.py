@@ -13,7 +13,18 @@ main NumPy generator, drawn only at experiment boundaries, and the evolution
 state's own generator), checkpoints are taken only at sweep boundaries, and
 all evaluations are deterministic functions of (program, task, seed). So a run
 resumed from any checkpoint ends with exactly the result of an uninterrupted
-run (as long as the wall-clock budget `max_seconds` does not decide the stop).
+run when train-step budgets and experiment counts decide the stop. A
+wall-clock budget (`max_seconds`, checked after every evolution step) stops
+wherever the clock says, so there a resumed run is identical to the earlier
+run up to where that run stopped, and no two runs need agree beyond that.
+
+Checkpoints come every `checkpoint_interval()` seconds: `max(5 s, 10 % of the
+elapsed time)`, capped by `checkpoint_every_seconds`, so a kill loses at most
+about a tenth of the elapsed time (and no more than the cap). A finished run
+resumed with the same config reprints its results.json without recomputing.
+
+The checkpoint state and its restore are resume.py's, the checks before any
+work preflight.py's, and the result and its files report.py's.
 """
 
 from __future__ import annotations
@@ -29,56 +40,22 @@ from typing import Any
 import numpy as np
 
 from azero_jax import checkpoint as checkpoint_lib
-from azero_jax import liveness, serialization
+from azero_jax import serialization
 from azero_jax import tasks as tasks_lib
 from azero_jax.evaluation import Evaluator
-from azero_jax.experiment import report
+from azero_jax.experiment import preflight, report
+from azero_jax.experiment import resume as resume_lib
 from azero_jax.experiment.config import ConfigError, ExperimentConfig, _listify
-from azero_jax.experiment.evaluators import evaluate_program, evaluator_state, make_evaluator, restore_evaluator
-from azero_jax.experiment.presets import missing_data_note
-from azero_jax.program import Algorithm, MemoryShape
+from azero_jax.experiment.evaluators import evaluate_program, make_evaluator
+from azero_jax.experiment.report import ExperimentResult
+from azero_jax.experiment.resume import COUNTER_KEYS
+from azero_jax.program import Algorithm
 from azero_jax.search import evolution as evolution_lib
 from azero_jax.search import mutator as mutator_lib
 
-
-@dataclasses.dataclass
-class ExperimentResult:
-    """What a run produced (also written to results.json)."""
-
-    best_program: Algorithm
-    search_fitness: float
-    select_fitness: float
-    final_fitness: float
-    best_experiment: int
-    num_experiments: int
-    experiments: list[dict[str, Any]]
-    counters: dict[str, int]
-    elapsed_seconds: float
-    random_seed: int
-    memory: MemoryShape
-    # Wall seconds per phase of this session (select_mutate, probe, hash,
-    # cache, full, select, ...) and its CPU seconds: profiling only.
-    profile: dict[str, float] = dataclasses.field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        secs = max(self.elapsed_seconds, 1e-9)
-        return {
-            "search_fitness": self.search_fitness, "select_fitness": self.select_fitness,
-            "final_fitness": self.final_fitness, "best_experiment": self.best_experiment,
-            "num_experiments": self.num_experiments, "experiments": self.experiments,
-            "counters": self.counters, "elapsed_seconds": self.elapsed_seconds,
-            "individuals_per_second": self.counters.get("individuals", 0) / secs,
-            "train_steps_per_second": self.counters.get("train_steps", 0) / secs,
-            "random_seed": self.random_seed,
-            "profile": self.profile,
-            "best_program": serialization.algorithm_to_dict(self.best_program, self.memory),
-            "best_program_text": serialization.format_algorithm(self.best_program),
-            "best_program_live_text": serialization.format_algorithm(
-                liveness.strip_dead_code(self.best_program, keep_positions=False)),
-        }
-
-
-_COUNTER_KEYS = ("individuals", "train_steps", "full_evaluations", "fec_hits", "fec_misses")
+MIN_CHECKPOINT_SECONDS = 5.0  # the shortest periodic-checkpoint interval
+CHECKPOINT_FRACTION = 0.1  # ... else this fraction of the elapsed time, up to checkpoint_every_seconds
+OUTPUT_FILES = ("checkpoint.json", "progress.csv", "results.json", "best_program.json", "best_program.txt")
 
 
 def _resolve_seed(seed: int) -> int:
@@ -106,7 +83,7 @@ class _Run:
         self.experiment_index = 0  # completed experiments
         self.experiments: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
-        self.totals = {k: 0 for k in _COUNTER_KEYS}
+        self.totals = {k: 0 for k in COUNTER_KEYS}
         self.progress_rows = 0
         self.current: dict[str, Any] | None = None  # {"plan", "evolution", "evaluator"} mid-experiment
         self.profile: dict[str, float] = collections.defaultdict(float)  # this session only
@@ -127,43 +104,14 @@ class _Run:
     # -- checkpoints --
     def to_state(self, evolution_state: evolution_lib.EvolutionState | None = None,
                  evaluator: Evaluator | None = None, plan: dict[str, Any] | None = None) -> dict[str, Any]:
-        assert self.main_rng is not None
-        current = None
-        if evolution_state is not None and evaluator is not None:
-            current = {"plan": plan, "evolution": evolution_lib.state_to_dict(evolution_state),
-                       "evaluator": evaluator_state(evaluator)}
-        return {"random_seed": self.random_seed,
-                "main_rng": evolution_lib.jsonable(self.main_rng.bit_generator.state),
-                "experiment_index": self.experiment_index, "experiments": self.experiments, "best": self.best,
-                "totals": self.totals, "elapsed_seconds": self.elapsed(), "progress_rows": self.progress_rows,
-                "current": current}
+        return resume_lib.run_state(self, evolution_state, evaluator, plan)
 
     def save(self, **kwargs: Any) -> None:
         checkpoint_lib.save(self.ckpt_path, self.to_state(**kwargs), config_digest=self.digest)
         self.last_checkpoint = time.monotonic()
 
     def restore(self) -> None:
-        state = checkpoint_lib.load(self.ckpt_path, config_digest=self.digest)
-        try:
-            self.random_seed = int(state["random_seed"])
-            if self.config.random_seed and self.random_seed != self.config.random_seed:
-                raise checkpoint_lib.CheckpointError(
-                    f"checkpoint {self.ckpt_path!r} was written with random_seed {self.random_seed}, "
-                    f"but the config asks for {self.config.random_seed}")
-            self.main_rng = evolution_lib.make_rng(state["main_rng"])
-            self.experiment_index = int(state["experiment_index"])
-            self.experiments = list(state["experiments"])
-            self.best = state["best"]
-            self.totals = {k: int(state["totals"][k]) for k in _COUNTER_KEYS}
-            self.elapsed_before = float(state["elapsed_seconds"])
-            self.progress_rows = int(state["progress_rows"])
-            self.current = state["current"]
-        except checkpoint_lib.CheckpointError:
-            raise
-        except (KeyError, TypeError, ValueError) as e:
-            raise checkpoint_lib.CheckpointError(f"checkpoint {self.ckpt_path!r} is corrupt (bad field: {e!r})") from None
-        self.session_start = time.monotonic()
-        report.reset_csv(self.csv_path, self.progress_rows)
+        resume_lib.restore_run(self)
 
     # -- one experiment --
     def draw_plan(self) -> dict[str, Any]:
@@ -229,8 +177,18 @@ class _Run:
         self.profile["select"] += time.perf_counter() - start
         return value
 
-    def maybe_checkpoint(self, **kwargs: Any) -> None:
+    def checkpoint_interval(self) -> float | None:
+        """Seconds between periodic checkpoints: checkpoint_every_seconds
+        (None: none; 0: every sweep) as a cap, and before that
+        max(MIN_CHECKPOINT_SECONDS, CHECKPOINT_FRACTION * elapsed), so a kill
+        early in a run loses little."""
         every = self.config.checkpoint_every_seconds
+        if not every:
+            return every
+        return min(every, max(MIN_CHECKPOINT_SECONDS, CHECKPOINT_FRACTION * self.elapsed()))
+
+    def maybe_checkpoint(self, **kwargs: Any) -> None:
+        every = self.checkpoint_interval()
         if every is not None and time.monotonic() - self.last_checkpoint >= every:
             self.save(**kwargs)
 
@@ -260,15 +218,11 @@ class _Run:
             state = evo.init(plan["evolution_seed"])
             on_sweep(state)
         else:
-            plan = self.current["plan"]
-            evaluator, evo = self.build(plan)
-            restore_evaluator(evaluator, self.current["evaluator"])
-            state = evolution_lib.state_from_dict(self.current["evolution"])
-            self.log(f"experiment {self.experiment_index + 1}: resumed at indivs={state.num_individuals}, "
-                     f"train_steps={evaluator.counters().train_steps}")
-            self.current = None
-        # Reference Run(): stop tests only between full sweeps.
-        state = evo.run(state, should_stop=should_stop, on_step=on_step, on_sweep=on_sweep)
+            plan, evaluator, evo, state = resume_lib.resume_experiment(self)
+        # Reference Run(): stop tests only between full sweeps; the wall-clock
+        # budget is also tested after every step (it may cut a sweep short).
+        state = evo.run(state, should_stop=should_stop, on_step=on_step, on_sweep=on_sweep,
+                        interrupt=self.out_of_time)
         program, search_fitness = evolution_lib.result(state, evo.config)
         for timers in (evo.timers, evaluator.timers):
             for name, seconds in timers.items():
@@ -276,11 +230,11 @@ class _Run:
         select_fitness = self.select_fitness(program, plan)
         self.select_checked, self.stop_search, self._select_tasks = -math.inf, False, None
         kept = self.best is None or select_fitness >= self.best["select_fitness"]
-        counters = {k: getattr(evaluator.counters(), k) for k in _COUNTER_KEYS}
+        counters = {k: getattr(evaluator.counters(), k) for k in COUNTER_KEYS}
         record = {"experiment": self.experiment_index + 1, "search_fitness": search_fitness,
                   "select_fitness": select_fitness, "kept": kept, "counters": counters}
         self.experiments.append(record)
-        for k in _COUNTER_KEYS:
+        for k in COUNTER_KEYS:
             self.totals[k] += counters[k]
         if kept:
             self.best = {"program": serialization.algorithm_to_dict(program), "search_fitness": search_fitness,
@@ -303,38 +257,43 @@ class _Run:
         return self.out_of_time()
 
 
-def _check_runnable(config: ExperimentConfig) -> None:
-    if config.backend == "reference" and config.dtype not in ("auto", "float64"):
-        raise ConfigError(f"the reference backend computes in float64; dtype {config.dtype!r} needs backend 'xla'")
-    for which in ("search", "select", "final"):
-        for spec in config.task_specs(which):
-            if spec.kind == tasks_lib.EXPLICIT and not os.path.exists(spec.path):
-                raise ConfigError(f"{which} task data file {spec.path!r} does not exist"
-                                  f"{missing_data_note(which, spec.path)}")
-
-
-def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool = False,
+def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool = False, overwrite: bool = False,
                     log: Callable[[str], None] | None = print,
                     step_hook: Callable[[int, int], None] | None = None) -> ExperimentResult:
     """Runs search experiments until done (see the module docstring) and
     writes progress.csv, checkpoint.json, best_program.json/.txt and
     results.json into `output_dir`.
 
-    resume: continue from the checkpoint (same search config required).
+    resume: continue from the checkpoint (same search config required); a
+      finished run (same config) returns its results.json's result without
+      recomputing anything.
+    overwrite: (not with resume) start afresh even if `output_dir` holds a
+      run: its checkpoint, progress and results are removed first.
     step_hook(experiment_index, step): called after every evolution step;
       tests raise from it to simulate a kill.
     """
-    _check_runnable(config)
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite contradict each other: give one of them")
+    preflight.check_output_dir(output_dir)
+    preflight.check_runnable(config)
     os.makedirs(output_dir, exist_ok=True)
     run = _Run(config, output_dir, log, step_hook)
     if resume:
         run.restore()
+        if run.finished():
+            finished = resume_lib.finished_result(run, config, output_dir)
+            if finished is not None:
+                return finished
         run.log(f"resumed from {run.ckpt_path}: {run.experiment_index} experiment(s) done, "
                 f"random_seed={run.random_seed}")
     else:
+        if overwrite:
+            for path in {run.ckpt_path, *(os.path.join(output_dir, name) for name in OUTPUT_FILES)}:
+                if os.path.isfile(path):
+                    os.remove(path)
         if os.path.exists(run.ckpt_path):
-            raise ConfigError(f"{run.ckpt_path} already exists; pass resume to continue that run "
-                              "or use another output directory")
+            raise ConfigError(f"{run.ckpt_path} already exists; pass resume to continue that run, overwrite "
+                              "(--overwrite) to start afresh, or use another output directory")
         run.random_seed = _resolve_seed(config.random_seed)
         run.main_rng = np.random.default_rng(run.random_seed)
         report.reset_csv(run.csv_path, run.progress_rows)

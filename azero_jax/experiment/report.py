@@ -1,6 +1,6 @@
 """What a run reports: progress lines and progress.csv rows during the
 search, and at the end the final log lines, best_program.json/.txt and
-results.json (written atomically).
+results.json (written atomically; its content is `ExperimentResult.to_dict`).
 
 The progress line itself is the evolution's one printer
 (`RegularizedEvolution.maybe_log_progress`: the reference's line plus
@@ -11,11 +11,12 @@ counters and mirrors each printed line as a CSV row.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from azero_jax import fileio, serialization
+from azero_jax import fileio, liveness, serialization
 from azero_jax.evaluation import Evaluator
 from azero_jax.program import Algorithm, MemoryShape
 from azero_jax.search import evolution as evolution_lib
@@ -24,16 +25,56 @@ CSV_COLUMNS = ("experiment", "indivs", "elapsed_secs", "mean", "stdev", "best_fi
                "indivs_per_sec", "train_steps_per_sec", "fec_hit_rate")
 
 
+@dataclasses.dataclass
+class ExperimentResult:
+    """What a run produced (also written to results.json)."""
+
+    best_program: Algorithm
+    search_fitness: float
+    select_fitness: float
+    final_fitness: float
+    best_experiment: int
+    num_experiments: int
+    experiments: list[dict[str, Any]]
+    counters: dict[str, int]
+    elapsed_seconds: float
+    random_seed: int
+    memory: MemoryShape
+    # Wall seconds per phase of this session (select_mutate, probe, hash,
+    # cache, full, select, ...) and its CPU seconds: profiling only.
+    profile: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        secs = max(self.elapsed_seconds, 1e-9)
+        return {
+            "search_fitness": self.search_fitness, "select_fitness": self.select_fitness,
+            "final_fitness": self.final_fitness, "best_experiment": self.best_experiment,
+            "num_experiments": self.num_experiments, "experiments": self.experiments,
+            "counters": self.counters, "elapsed_seconds": self.elapsed_seconds,
+            "individuals_per_second": self.counters.get("individuals", 0) / secs,
+            "train_steps_per_second": self.counters.get("train_steps", 0) / secs,
+            "random_seed": self.random_seed,
+            "profile": self.profile,
+            "best_program": serialization.algorithm_to_dict(self.best_program, self.memory),
+            "best_program_text": serialization.format_algorithm(self.best_program),
+            "best_program_live_text": serialization.format_algorithm(
+                liveness.strip_dead_code(self.best_program, keep_positions=False)),
+        }
+
+
 def reset_csv(path: str, rows: int) -> None:
     """Keeps the header and the first `rows` rows of progress.csv (a resume
     drops the rows written after its checkpoint: they are replayed), or
     starts the file with its header."""
     lines: list[str] = []
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            lines = f.readlines()
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(lines[:1 + rows] if lines else [",".join(CSV_COLUMNS) + "\n"])
+    try:
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                lines = f.readlines()
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(lines[:1 + rows] if lines else [",".join(CSV_COLUMNS) + "\n"])
+    except OSError as e:
+        raise fileio.with_path(e, path) from None
 
 
 def log_progress(evo: evolution_lib.RegularizedEvolution, state: evolution_lib.EvolutionState,
@@ -50,12 +91,19 @@ def log_progress(evo: evolution_lib.RegularizedEvolution, state: evolution_lib.E
     shown = evo.maybe_log_progress(state, log=log, elapsed_secs=elapsed_secs, counters=counters)
     if shown is None:
         return False
-    with open(csv_path, "a", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerow([experiment, shown["indivs"], f"{shown['elapsed_secs']:.3f}", repr(shown["mean"]),
+    try:
+        _append_row(csv_path, [experiment, shown["indivs"], f"{shown['elapsed_secs']:.3f}", repr(shown["mean"]),
                                 repr(shown["stdev"]), repr(shown["best_fit"]), own.train_steps,
                                 f"{shown['indivs_per_sec']:.3f}", f"{shown['train_steps_per_sec']:.3f}",
                                 f"{shown['fec_hit_rate']:.6f}"])
+    except OSError as e:
+        raise fileio.with_path(e, csv_path) from None
     return True
+
+
+def _append_row(path: str, row: list[Any]) -> None:
+    with open(path, "a", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerow(row)
 
 
 def write_outputs(output_dir: str, best_program: Algorithm, memory: MemoryShape, final_fitness: float,

@@ -30,10 +30,21 @@ class ConfigError(ValueError):
     """An invalid experiment config (unknown key, bad value, unusable preset)."""
 
 
+# Documented limits (README "Flags"): seeds are the reference's 31-bit seeds
+# (0 = time-based); address counts and the feature dimension are capped so a
+# typo cannot ask for terabytes (every program holds S scalars, V F-vectors
+# and M FxF matrices per task).
+MAX_SEED = 2**31 - 1
+MAX_ADDRESSES = 1000  # S, V and M each
+MAX_FEATURES = tasks_lib.MAX_FEATURES
+
+
 # --------------------------------------------------------------- checks --
 
-def _int(name: str, value: Any, low: int | None = None, *, allow_none: bool = False) -> int | None:
-    """An integer (an integral float like 2e8 from JSON is accepted)."""
+def _int(name: str, value: Any, low: int | None = None, *, allow_none: bool = False,
+         high: int | None = None, why: str = "") -> int | None:
+    """An integer (an integral float like 2e8 from JSON is accepted) in
+    [low, high]; `why` explains the upper limit."""
     if value is None and allow_none:
         return None
     if isinstance(value, float) and value.is_integer():
@@ -42,6 +53,8 @@ def _int(name: str, value: Any, low: int | None = None, *, allow_none: bool = Fa
         raise ConfigError(f"ExperimentConfig.{name} must be an integer{' or null' if allow_none else ''}, got {value!r}")
     if low is not None and value < low:
         raise ConfigError(f"ExperimentConfig.{name} must be >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"ExperimentConfig.{name} must be <= {high}{f' ({why})' if why else ''}, got {value!r}")
     return int(value)
 
 
@@ -51,9 +64,15 @@ def _float(name: str, value: Any, low: float | None = None, high: float | None =
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ConfigError(f"ExperimentConfig.{name} must be a number{' or null' if allow_none else ''}, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ConfigError(f"ExperimentConfig.{name} is too large for a number, got {value!r}") from None
     if math.isnan(value):
         raise ConfigError(f"ExperimentConfig.{name} must not be NaN")
+    if math.isinf(value):
+        raise ConfigError(f"ExperimentConfig.{name} must be finite, got {value!r}"
+                          + (" (use null for none)" if allow_none else ""))
     if low is not None and (value <= low if strict_low else value < low):
         raise ConfigError(f"ExperimentConfig.{name} must be {'>' if strict_low else '>='} {low}, got {value!r}")
     if high is not None and value > high:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from azero_jax import cpu_devices
 
-cpu_devices.use_cpu_cores()  # one XLA host device per core; before anything imports JAX
+cpu_devices.use_cpu_cores_or_exit()  # one XLA host device per core; before anything imports JAX
 
 import csv  # noqa: E402
 import dataclasses  # noqa: E402
@@ -56,8 +56,6 @@ from absl import flags  # noqa: E402
 from azero_jax import baselines as baselines_lib  # noqa: E402
 from azero_jax import cli, datasets, experiment, fileio  # noqa: E402
 from azero_jax import tasks as tasks_lib  # noqa: E402
-from azero_jax.checkpoint import CheckpointError  # noqa: E402
-from azero_jax.program import ProgramError  # noqa: E402
 
 PRESET = "baseline"
 # This script's config defaults on top of the baseline preset (the user's
@@ -85,6 +83,7 @@ class Options:
     num_search_tasks: int = 10
     num_final_tasks: int = 100
     resume: bool = False
+    overwrite: bool = False
     mix_dataset: str | None = None
     mix_data_dir: str | None = None
     mix_mode: str = "islands"
@@ -233,8 +232,8 @@ def run(opts: Options, *, log: Callable[[str], None] = print,
         step_hook: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """The whole job; returns the results dict also written to results.json."""
     config, data = build_config(opts, log)
-    result = experiment.run_experiments(config, output_dir=opts.output_dir, resume=opts.resume, log=log,
-                                        step_hook=step_hook)
+    result = experiment.run_experiments(config, output_dir=opts.output_dir, resume=opts.resume,
+                                        overwrite=opts.overwrite, log=log, step_hook=step_hook)
     results_path = os.path.join(opts.output_dir, "results.json")
     with open(results_path, encoding="utf-8") as f:
         results = json.load(f)
@@ -296,6 +295,8 @@ def define_flags() -> None:
                                         "splits")
     d["output_dir"] = flags.DEFINE_string("output_dir", None, "directory for all outputs (required)")
     d["resume"] = flags.DEFINE_bool("resume", False, "continue the run in --output_dir from its checkpoint")
+    d["overwrite"] = flags.DEFINE_bool("overwrite", False, "without --resume: start afresh even if --output_dir "
+                                       "holds a run (its checkpoint and results are replaced)")
     cli.define_config_flags()
     cli.document_defaults({**DEFAULTS, "random_seed": "1000060 (--seed)", "num_islands": "1 (--islands)",
                            "backend": f"{cli.batched_backend()} (the batched evaluator)",
@@ -315,11 +316,8 @@ def main(argv: list[str]) -> None:
         cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     if not _FLAGS["output_dir"].value:
         cli.fail("--output_dir is required")
-    try:
-        run(options_from_flags())
-    except (experiment.ConfigError, CheckpointError, ProgramError, datasets.DatasetError, FileNotFoundError,
-            ValueError) as e:
-        cli.fail(str(e))
+    # Errors are the boundary's (cli.run_app): one `error:` line, exit status 2.
+    run(options_from_flags())
 
 
 def cli_main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,10 @@ with --json one JSON object with the fitness, train steps and the raw
 validation predictions (s1) of each task. The xla backend reports fitness
 and train steps per task; its JSON has null predictions (the interpreter's
 predictions are checked against the C++ cases by tools/check_cpp_cases_jax.py).
+
+A JSON program's own `memory` block gives the memory it runs in; --memory
+(S,V,M) is needed only for text programs or to state it (a conflict is an
+error). Bad input is one `error:` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -18,25 +22,34 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 
 from absl import flags
 
 from azero_jax import cpu_devices
 
-cpu_devices.use_cpu_cores()  # one XLA host device per core; before anything imports JAX
+cpu_devices.use_cpu_cores_or_exit()  # one XLA host device per core; before anything imports JAX
 
 import numpy as np  # noqa: E402
 
 from azero_jax import cli, evaluation, programs, reference, serialization, tasks  # noqa: E402
 from azero_jax import fitness as fitness_lib  # noqa: E402
-from azero_jax.program import MemoryShape, ProgramError, validate_algorithm  # noqa: E402
+from azero_jax.experiment.validators import MAX_ADDRESSES  # noqa: E402
+from azero_jax.program import MemoryShape, validate_algorithm  # noqa: E402
+
+DEFAULT_MEMORY = (20, 20, 20)
+MAX_STREAM_SEED = 2**32 - 1  # the random-op stream's seeds are 32-bit
 
 _TASKS = flags.DEFINE_string("tasks", None, f"task preset: one of {', '.join(sorted(tasks.PRESETS))}")
 _DATA = flags.DEFINE_string("data", None, "an .npz file with x_train, y_train, x_valid, y_valid")
 _EVAL_TYPE = flags.DEFINE_string("eval_type", "rms", "with --data: rms or accuracy")
-_MEMORY = flags.DEFINE_string("memory", "20,20,20", "S,V,M: numbers of scalar, vector and matrix addresses")
-_SEED = flags.DEFINE_integer("seed", 0, "seed of the random-op stream")
-_MAX_ABS_ERROR = flags.DEFINE_float("max_abs_error", fitness_lib.MAX_ABS_ERROR, "early-stopping threshold")
+_MEMORY = flags.DEFINE_string("memory", None, "S,V,M: numbers of scalar, vector and matrix addresses (each at most "
+                              f"{MAX_ADDRESSES}); default: the program file's own memory block, else "
+                              f"{','.join(map(str, DEFAULT_MEMORY))}; given together with a file's block, they must "
+                              "agree")
+_SEED = flags.DEFINE_integer("seed", 0, f"seed of the random-op stream, in [0, 2**32 - 1] (= {MAX_STREAM_SEED})")
+_MAX_ABS_ERROR = flags.DEFINE_float("max_abs_error", fitness_lib.MAX_ABS_ERROR, "early-stopping threshold: a "
+                                    "finite number > 0")
 _COMBINATION = flags.DEFINE_enum("combination", "mean", ["mean", "median"], "how task fitnesses combine")
 _JSON = flags.DEFINE_bool("json", False, "print one JSON object as the last line")
 _QUIET = flags.DEFINE_bool("quiet", False, "do not print the program and per-task lines")
@@ -45,8 +58,7 @@ _BACKEND = flags.DEFINE_string("backend", "reference", "reference (the NumPy ora
 _DTYPE = flags.DEFINE_enum("dtype", "float64", list(evaluation.DTYPES), "compute dtype of the xla backend")
 
 
-class UsageError(Exception):
-    """A bad flag or input; printed as one line, exit status 2."""
+UsageError = cli.UsageError  # a bad flag or input: one `error:` line, exit status 2
 
 
 def _parse_memory(text: str) -> tuple[int, int, int]:
@@ -56,7 +68,17 @@ def _parse_memory(text: str) -> tuple[int, int, int]:
         raise UsageError(f"--memory must be three integers S,V,M (e.g. 20,20,20), got {text!r}") from None
     if s < 2 or v < 1 or m < 0:
         raise UsageError(f"--memory needs S >= 2 (s0 label, s1 prediction), V >= 1 (v0 features), M >= 0; got {text}")
+    if max(s, v, m) > MAX_ADDRESSES:
+        raise UsageError(f"--memory={text}: each count must be <= {MAX_ADDRESSES} (the documented cap)")
     return s, v, m
+
+
+def _check_numbers() -> None:
+    if not math.isfinite(_MAX_ABS_ERROR.value) or _MAX_ABS_ERROR.value <= 0:
+        raise UsageError(f"--max_abs_error must be a finite number > 0, got {_MAX_ABS_ERROR.value!r}")
+    if not 0 <= _SEED.value <= MAX_STREAM_SEED:
+        raise UsageError(f"--seed must be in [0, {MAX_STREAM_SEED}] (the random-op stream's seeds are 32-bit), "
+                         f"got {_SEED.value}")
 
 
 def _load_tasks() -> list[tasks.Task]:
@@ -66,16 +88,39 @@ def _load_tasks() -> list[tasks.Task]:
         if _DATA.value is not None:
             eval_type = fitness_lib.parse_eval_type(_EVAL_TYPE.value)
             spec = tasks.TaskSpec(tasks.EXPLICIT, path=_DATA.value, eval_type=eval_type)
-            return tasks.make_tasks(spec)
+            loaded = tasks.make_tasks(spec)
+            for t in loaded:
+                problem = t.nonfinite()
+                if problem is not None:  # allowed (the C++ cases test them), but never silently
+                    print(f"warning: task data file {_DATA.value!r}: {problem}; the fitness follows the "
+                          "reference's rules for them", file=sys.stderr)
+                    break
+            return loaded
         return tasks.make_tasks(tasks.get_preset(_TASKS.value))
     except (ValueError, OSError) as e:
         raise UsageError(str(e).splitlines()[0]) from None
 
 
-def _load_program(path: str, memory: MemoryShape):
+def _load_program(path: str, features: int):
+    """The program and the memory to run it in: the file's own memory block
+    unless --memory is given (then the two must agree), else the default."""
     if not os.path.exists(path) and path in programs.HAND_WRITTEN:
-        return programs.hand_written(path)
-    return serialization.load_algorithm(path, memory=memory)
+        algorithm, file_memory = programs.hand_written(path), None
+    else:
+        algorithm, file_memory = serialization.load_algorithm_and_memory(path)
+    given = None if _MEMORY.value is None else _parse_memory(_MEMORY.value)
+    if file_memory is not None:
+        own = (file_memory.scalars, file_memory.vectors, file_memory.matrices)
+        if given is not None and given != own:
+            raise UsageError(f"--memory={_MEMORY.value} contradicts the memory block of {path} "
+                             f"(scalars {own[0]}, vectors {own[1]}, matrices {own[2]}): drop --memory or make "
+                             "them agree")
+        if max(own) > MAX_ADDRESSES:
+            raise UsageError(f"{path}: its memory block asks for more than {MAX_ADDRESSES} addresses (the "
+                             "documented cap)")
+        given = own
+    s, v, m = given if given is not None else DEFAULT_MEMORY
+    return algorithm, MemoryShape(s, v, m, features)
 
 
 def _json_number(x: float):
@@ -85,10 +130,11 @@ def _json_number(x: float):
 def run(argv: list[str]) -> int:
     if len(argv) != 2:
         raise UsageError("usage: evaluate_program.py PROGRAM_FILE (--tasks=PRESET | --data=FILE.npz) [--json]")
+    _check_numbers()
+    if _MEMORY.value is not None:
+        _parse_memory(_MEMORY.value)  # a bad --memory before any data is read
     task_list = _load_tasks()
-    s, v, m = _parse_memory(_MEMORY.value)
-    memory = MemoryShape(s, v, m, task_list[0].features)
-    algorithm = _load_program(argv[1], memory)
+    algorithm, memory = _load_program(argv[1], task_list[0].features)
     validate_algorithm(algorithm, memory)
     try:
         backend = evaluation.resolve_backend(_BACKEND.value)
@@ -151,11 +197,8 @@ def _run_batched(backend: str, algorithm, task_list: list[tasks.Task], memory: M
 
 
 def main(argv: list[str]) -> int:
-    try:
-        return run(argv)
-    except (UsageError, ProgramError) as e:
-        cli.fail(str(e))
-        raise  # unreachable: fail() exits
+    # Errors are the boundary's (cli.run_app): one `error:` line, exit status 2.
+    return run(argv)
 
 
 def cli_main() -> None:

@@ -11,20 +11,19 @@ JSON config file (see azero_jax.experiment.ExperimentConfig). Every config
 field is also a flag of its own name, and `--set KEY=VALUE` sets any field;
 both override the config (see azero_jax.cli). Writes progress.csv,
 checkpoint.json, best_program.json/.txt and results.json into --output_dir;
---resume continues from its checkpoint.
+--resume continues from its checkpoint; --overwrite starts afresh over an
+existing run. Bad input is one `error:` line and exit status 2.
 """
 
 from __future__ import annotations
 
 from azero_jax import cpu_devices
 
-cpu_devices.use_cpu_cores()  # one XLA host device per core; before anything imports JAX
+cpu_devices.use_cpu_cores_or_exit()  # one XLA host device per core; before anything imports JAX
 
 from absl import flags  # noqa: E402
 
 from azero_jax import cli, experiment  # noqa: E402
-from azero_jax.checkpoint import CheckpointError  # noqa: E402
-from azero_jax.program import ProgramError  # noqa: E402
 
 _FLAGS: dict[str, flags.FlagHolder] = {}
 
@@ -38,6 +37,8 @@ def define_flags() -> None:
                                            f"preset ({', '.join(experiment.PRESETS)}) or JSON config path")
     _FLAGS["output_dir"] = flags.DEFINE_string("output_dir", None, "directory for progress, checkpoint and results")
     _FLAGS["resume"] = flags.DEFINE_bool("resume", False, "continue from the checkpoint in --output_dir")
+    _FLAGS["overwrite"] = flags.DEFINE_bool("overwrite", False, "without --resume: start afresh even if "
+                                            "--output_dir holds a run (its checkpoint and results are replaced)")
     cli.define_config_flags()
 
 
@@ -46,11 +47,10 @@ def main(argv: list[str]) -> None:
         cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     if not _FLAGS["output_dir"].value:
         cli.fail("--output_dir is required")
-    try:
-        config = cli.config_from_flags(experiment.load_config(_FLAGS["config"].value))
-        experiment.run_experiments(config, output_dir=_FLAGS["output_dir"].value, resume=_FLAGS["resume"].value)
-    except (experiment.ConfigError, CheckpointError, ProgramError, FileNotFoundError) as e:
-        cli.fail(str(e))
+    # Errors are the boundary's (cli.run_app): one `error:` line, exit status 2.
+    config = cli.config_from_flags(experiment.load_config(_FLAGS["config"].value))
+    experiment.run_experiments(config, output_dir=_FLAGS["output_dir"].value, resume=_FLAGS["resume"].value,
+                               overwrite=_FLAGS["overwrite"].value)
 
 
 def cli_main(argv: list[str] | None = None) -> None:

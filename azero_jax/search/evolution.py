@@ -301,13 +301,20 @@ class RegularizedEvolution:
             train_steps_fn: Callable[[], int] | None = None,
             should_stop: Callable[[EvolutionState], bool] | None = None,
             on_step: Callable[[EvolutionState], None] | None = None,
-            on_sweep: Callable[[EvolutionState], None] | None = None) -> EvolutionState:
+            on_sweep: Callable[[EvolutionState], None] | None = None,
+            interrupt: Callable[[], bool] | None = None) -> EvolutionState:
         """The search loop (reference `Run`): steps until a completed sweep,
-        then reports, until done. Budgets and `should_stop(state)` are tested
-        only between sweeps (before the first step too), like the reference
-        (so a run may overshoot by < one sweep). `max_train_steps` counts from
-        the start of this call, read from `train_steps_fn` (e.g. the
-        evaluator's counter).
+        then reports, until done. Budgets other than time and
+        `should_stop(state)` are tested only between sweeps (before the first
+        step too), like the reference (so a run may overshoot by < one sweep,
+        and a train-step budget gives the same result however the run is
+        timed). `max_train_steps` counts from the start of this call, read
+        from `train_steps_fn` (e.g. the evaluator's counter).
+
+        Wall-clock stops are tested after every step as well, and may cut a
+        sweep short: `max_seconds` (from the start of this call) and
+        `interrupt()` (e.g. the driver's whole-run budget), so a search stops
+        within about one step of its time budget.
 
         on_step(state): after every step (e.g. a test's kill hook).
         on_sweep(state): after every completed sweep, after this instance's
@@ -319,12 +326,17 @@ class RegularizedEvolution:
         start_steps = state.num_steps
         start_train = train_steps_fn() if train_steps_fn is not None else 0
 
+        def out_of_time() -> bool:
+            if max_seconds is not None and time.monotonic() - start >= max_seconds:
+                return True
+            return interrupt is not None and interrupt()
+
         def done() -> bool:
             if max_individuals is not None and state.num_individuals - start_individuals >= max_individuals:
                 return True
             if max_steps is not None and state.num_steps - start_steps >= max_steps:
                 return True
-            if max_seconds is not None and time.monotonic() - start >= max_seconds:
+            if out_of_time():
                 return True
             if max_train_steps is not None and train_steps_fn is not None \
                     and train_steps_fn() - start_train >= max_train_steps:
@@ -338,6 +350,8 @@ class RegularizedEvolution:
                     on_step(state)
                 if self.completed_sweep(state):
                     break
+                if out_of_time():  # a wall-clock stop may cut the sweep short
+                    return state
             self.maybe_log_progress(state)
             if on_sweep is not None:
                 on_sweep(state)

@@ -367,7 +367,8 @@ class InitialPopulation:
         if self.kind == "random":
             for c, size in zip(COMPONENTS, self.sizes, strict=True):
                 if size and not self.ops[c]:
-                    raise ValueError(f"random initial programs need allowed {c} ops for {c} size {size}")
+                    raise ValueError(f"random initial programs need allowed {c} ops for {c} size {size}: give "
+                                     f"{c}_ops or set {c}_size_init to 0")
             self._fixed = None
         else:
             self._fixed = programs_lib.hand_written(self.kind, self.sizes)

@@ -1,5 +1,4 @@
-"""Shared behaviour of the absl entry points: bad input is one `error:` line
-and exit status 2, never a traceback; and the config flags, generated from
+"""The config flags of the experiment entry points, generated from
 `ExperimentConfig` so that a run's settings have one schema.
 
 Flag scheme of the experiment entry points (`define_config_flags`):
@@ -31,32 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from absl import app, flags
+from absl import flags
 
 from azero_jax.experiment.field_help import FIELD_HELP
-
-
-def fail(message: str) -> None:
-    """Prints `error: <first line of message>` to stderr and exits with 2."""
-    print(f"error: {str(message).splitlines()[0] if message else 'failed'}", file=sys.stderr)
-    sys.exit(2)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing, but a bad flag is one `error:` line and exit 2
-    (pass as `app.run(main, flags_parser=parse_flags)`)."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        fail(str(e))
-        raise  # unreachable: fail() exits
-
-
-# ------------------------------------------------------- config flags --
 
 # Each flag's --help text is FIELD_HELP[field] (azero_jax.experiment.field_help).
 
@@ -129,11 +109,27 @@ def _parse_float(text: str) -> float:
         raise ValueError(f"expected a number, got {text!r}") from None
 
 
+def _json(text: str) -> Any:
+    """json.loads, but a value nested too deeply is a ValueError too."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"JSON value nested too deeply: {text[:40]!r}...") from None
+
+
 def _json_or_text(text: str) -> Any:
     try:
         return json.loads(text)
+    except RecursionError:
+        raise experiment_error(f"JSON value nested too deeply: {text[:40]!r}...") from None
     except ValueError:
         return text
+
+
+def experiment_error(message: str) -> Exception:
+    from azero_jax import experiment
+
+    return experiment.ConfigError(message)
 
 
 def _parse_list(text: str) -> Any:
@@ -141,13 +137,15 @@ def _parse_list(text: str) -> Any:
         return []
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"JSON value nested too deeply: {text[:40]!r}...") from None
     except ValueError:
         return [_json_or_text(part.strip()) for part in text.split(",")]
 
 
 def _parse_dict(text: str) -> Any:
     try:
-        return json.loads(text)
+        return _json(text)
     except ValueError as e:
         raise ValueError(f"expected a JSON object or null ({e})") from None
 
@@ -181,6 +179,7 @@ class _Alias:
     name: str
     field: str
     to_field: Callable[[Any], Any]
+    scale: float | None = None
 
 
 @dataclasses.dataclass
@@ -193,6 +192,11 @@ class _Registry:
 
 _REGISTRIES: dict[int, _Registry] = {}
 SET_FLAG = "set"
+
+
+def defines_config_flags(flag_values: flags.FlagValues) -> bool:
+    """Whether define_config_flags has run for `flag_values`."""
+    return id(flag_values) in _REGISTRIES
 
 
 def _registry(flag_values: flags.FlagValues) -> _Registry:
@@ -264,7 +268,7 @@ def define_alias(name: str, field: str, help: str | None = None, *, scale: float
         flags.DEFINE_bool(name, None, text, flag_values=flag_values)
     else:
         flags.DEFINE(FieldParser(kind, optional), name, None, text, flag_values=flag_values)
-    reg.aliases[name] = _Alias(name, field, to_field)
+    reg.aliases[name] = _Alias(name, field, to_field, scale)
     reg.names.append(name)
 
 
@@ -308,6 +312,9 @@ def flag_overrides(flag_values: flags.FlagValues = flags.FLAGS) -> dict[str, Any
         if not _given(flag_values, alias.name):
             continue
         raw = flag_values[alias.name].value
+        if alias.scale is not None and raw is not None and not (math.isfinite(raw) and raw >= 0):
+            raise experiment.ConfigError(f"--{alias.name} must be a finite number >= 0 (0 or none = no budget), "
+                                         f"got {_show(raw)}")
         value = alias.to_field(raw)
         if alias.field in changes and changes[alias.field] != value:
             raise experiment.ConfigError(
@@ -334,19 +341,3 @@ def config_from_flags(base, flag_values: flags.FlagValues = flags.FLAGS):
     applied; raises experiment.ConfigError for a bad value (the config's own
     checks) or bad --set / alias use."""
     return base.replace(**flag_overrides(flag_values))
-
-
-def run_app(main: Callable[[list[str]], Any], module_name: str, argv: Sequence[str] | None = None) -> None:
-    """app.run(main) with parse_flags, the config flags and `module_name`'s
-    own flags listed by --help as the program's flags (whatever the
-    program's file: a checkout's wrapper script or a console script)."""
-    main_module = sys.modules.get("__main__")
-    if main_module is not None and not getattr(main_module, "__doc__", None):
-        main_module.__doc__ = sys.modules[module_name].__doc__  # a console script's --help text
-    flag_values = flags.FLAGS
-    names = [f.name for f in flag_values.get_flags_for_module(module_name)]
-    if id(flag_values) in _REGISTRIES:
-        names += config_flag_names(flag_values)
-    for name in dict.fromkeys(names):
-        flag_values.register_key_flag_for_module(sys.argv[0], flag_values[name])
-    app.run(main, argv=None if argv is None else list(argv), flags_parser=parse_flags)

@@ -28,6 +28,7 @@ def _load_tool():
 
 
 tool = _load_tool()
+import cpp_reference as cpp  # noqa: E402  (loading the tool put tools/ on sys.path)
 
 # The fake run_search_experiment: checks its flags, then prints what the
 # reference prints. Demo: seed S runs S experiments of 2000 individuals
@@ -273,20 +274,20 @@ def test_parse_log_groups_experiments_and_reads_the_fitness_lines():
         "indivs=1000, elapsed_secs=0, mean=0.1, stdev=0.0, best fit=0.9, indivs/s=12.5, train_steps/s=400,",
         "Select fitness for candidate algorithm = 0.99995",
         "Final evaluation fitness (on unseen data) = 0.99991", "Algorithm found: "])
-    log = tool.parse_log(text)
+    log = cpp.parse_log(text)
     assert log.individuals == 4000 and log.num_experiments == 2
     assert log.select == [0.25, 0.99995] and log.best_select == 0.99995 and log.final == 0.99991
     assert log.progress[-1]["indivs/s"] == 12.5 and log.progress[-1]["train_steps/s"] == 400
     # Without the marker lines, a counter that restarts still starts an experiment.
-    bare = tool.parse_log("indivs=500, elapsed_secs=1, mean=0, stdev=0, best fit=0,\n"
+    bare = cpp.parse_log("indivs=500, elapsed_secs=1, mean=0, stdev=0, best fit=0,\n"
                           "indivs=100, elapsed_secs=0, mean=0, stdev=0, best fit=0,")
     assert bare.individuals == 600 and bare.num_experiments == 2
-    assert not tool.parse_log("Hello\n").progress
+    assert not cpp.parse_log("Hello\n").progress
 
 
 def test_text_proto_and_task_sizes():
-    text = tool.text_proto({"a": {"b": {}, "c": 3, "d": ("X_OP", "Y_OP")}, "e": 0.9, "f": "path/x",
-                            "g": tool.RawProto("tasks {\nnum_tasks: 2\n}")})
+    text = cpp.text_proto({"a": {"b": {}, "c": 3, "d": ("X_OP", "Y_OP")}, "e": 0.9, "f": "path/x",
+                            "g": cpp.RawProto("tasks {\nnum_tasks: 2\n}")})
     assert text == textwrap.dedent("""\
         a {
           b {}
@@ -300,7 +301,7 @@ def test_text_proto_and_task_sizes():
             num_tasks: 2
           }
         }""")
-    assert tool.task_train_steps(tool.SYNTHETIC_BASELINE_TASKS) == 10 * 8000
+    assert cpp.task_train_steps(cpp.SYNTHETIC_BASELINE_TASKS) == 10 * 8000
     two = "tasks { num_tasks: 2 num_train_examples: 10 num_train_epochs: 3 } tasks { num_tasks: 1 num_train_examples: 5 }"
-    assert tool.task_train_steps(two) == 2 * 10 * 3 + 5
-    assert tool.task_train_steps("tasks { features_size: 16 }") is None
+    assert cpp.task_train_steps(two) == 2 * 10 * 3 + 5
+    assert cpp.task_train_steps("tasks { features_size: 16 }") is None

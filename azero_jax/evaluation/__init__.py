@@ -9,7 +9,8 @@ and the interpreter backends behind it.
 Backends: "reference" (the NumPy oracle), "xla" (the batched JAX
 interpreter; "jax" is accepted as its old name). A new backend is a class
 satisfying `base.Backend`, constructed as `cls(tasks, memory, *,
-max_abs_error, dtype, **options)`, and one `register_backend` line below.
+max_abs_error, dtype, <its own keyword options>)` (it receives the options it
+names: op_subsets, task_groups, chunk), and one `register_backend` line below.
 Backend modules are imported only when used, so the reference backend never
 imports JAX.
 """
@@ -17,6 +18,7 @@ imports JAX.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,8 +76,9 @@ def resolve_backend(name: str) -> str:
 def make_backend(name: str, tasks: Sequence[Task], memory: MemoryShape, *,
                  max_abs_error: float = fitness_lib.MAX_ABS_ERROR, dtype: str = "float64",
                  **options: Any) -> Backend:
-    """The backend `name` on `tasks`; `options` are its own (xla: op_subsets,
-    chunk, task_groups; the reference backend ignores those of the xla one)."""
+    """The backend `name` on `tasks`; `options` are backend-specific (xla:
+    op_subsets, chunk, task_groups); each backend gets those its constructor
+    names, so the reference backend ignores the xla ones."""
     key = resolve_backend(name)
     factory = _REGISTRY[key]
     if isinstance(factory, str):
@@ -83,9 +86,18 @@ def make_backend(name: str, tasks: Sequence[Task], memory: MemoryShape, *,
         factory = _REGISTRY[key] = getattr(importlib.import_module(module), attr)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if key == "reference":
-        options = {}  # one program and task at a time: no compile-time options
-    return factory(tasks, memory, max_abs_error=max_abs_error, dtype=dtype, **options)
+    return factory(tasks, memory, max_abs_error=max_abs_error, dtype=dtype, **_accepted(factory, options))
+
+
+def _accepted(factory: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The `options` that `factory` takes (all of them if it takes **kwargs):
+    callers pass the options of every batched backend (op subsets, island
+    task groups), and each backend takes what it understands."""
+    params = inspect.signature(factory).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return options
+    names = {p.name for p in params}
+    return {k: v for k, v in options.items() if k in names}
 
 
 def make_evaluator(tasks: Sequence[Task], memory: MemoryShape, *, backend: str = "reference",

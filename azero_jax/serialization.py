@@ -491,9 +491,18 @@ def dumps_algorithm(algorithm: Algorithm, memory: MemoryShape | None = None) -> 
     return "\n".join(lines) + "\n"
 
 
+def _finite_json_number(token: str) -> float:
+    """A JSON number that fits a double; an overflowing literal (1e309) is an
+    error instead of a silent inf (write the string "inf" for infinity)."""
+    value = float(token)
+    if math.isinf(value):
+        raise ValueError(f"number {token} does not fit a double (write \"inf\" / \"-inf\" for infinity)")
+    return value
+
+
 def _loads_json(text: str, source: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=_finite_json_number)
     except json.JSONDecodeError as e:
         raise ProgramSyntaxError(source, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from None
     except RecursionError:

@@ -460,3 +460,14 @@ def test_syntax_error_pickles():
     error = ser.ProgramSyntaxError("f.txt", "bad thing", line=3)
     again = pickle.loads(pickle.dumps(error))
     assert str(again) == str(error) == "f.txt:3: bad thing" and again.line == 3 and isinstance(again, ProgramError)
+
+
+def test_json_number_overflowing_a_double_is_an_error_not_inf():
+    """1e309 in a JSON program is one clear error (the text form rejects it
+    too); infinity is written as the string "inf"."""
+    text = ('{"format": "azero-jax-program", "version": 1, "predict": [], "learn": [], '
+            '"setup": [{"op": "SCALAR_CONST_SET_OP", "out": 2, "d": %s}]}')
+    with pytest.raises(ProgramError, match="1e309 does not fit a double"):
+        ser.loads_algorithm(text % "1e309")
+    assert ser.loads_algorithm(text % '"inf"').setup[0].d == math.inf
+    assert ser.loads_algorithm(text % "-1e308").setup[0].d == -1e308

@@ -55,7 +55,9 @@ def check_arrays(x_train, y_train, x_valid, y_valid, eval_type: str) -> dict[str
         if x.shape[0] < 1:
             raise ValueError(f"x_{split} has no examples; a task needs at least one {split} example")
         if eval_type == fitness_lib.ACCURACY and split == "valid":
-            wrong = (y != 0.0) & (y != 1.0)
+            # NaN is left to `check_finite` (searches refuse non-finite data;
+            # evaluating one program on it warns: the C++ cases include such data).
+            wrong = (y != 0.0) & (y != 1.0) & ~np.isnan(y)
             if wrong.any():
                 raise ValueError(f"y_{split} of an accuracy task must hold labels 0 and 1 only (accuracy is "
                                  "measured against them); "

@@ -54,7 +54,7 @@ def check_arrays(x_train, y_train, x_valid, y_valid, eval_type: str) -> dict[str
             raise ValueError(f"y_{split} must have shape ({x.shape[0]},) to match x_{split}, got {y.shape}")
         if x.shape[0] < 1:
             raise ValueError(f"x_{split} has no examples; a task needs at least one {split} example")
-        if eval_type == fitness_lib.ACCURACY and split == "valid":
+        if eval_type == fitness_lib.ACCURACY:
             # NaN is left to `check_finite` (searches refuse non-finite data;
             # evaluating one program on it warns: the C++ cases include such data).
             wrong = (y != 0.0) & (y != 1.0) & ~np.isnan(y)

@@ -170,7 +170,7 @@ def _write_npz(path, **arrays):
 
 def test_explicit_npz_one_task(tmp_path):
     rng = np.random.default_rng(0)
-    arrays = dict(x_train=rng.normal(size=(12, 3)), y_train=rng.normal(size=12),
+    arrays = dict(x_train=rng.normal(size=(12, 3)), y_train=(rng.normal(size=12) > 0).astype(np.float64),
                   x_valid=rng.normal(size=(5, 3)), y_valid=(rng.normal(size=5) > 0).astype(np.float32))
     path = _write_npz(tmp_path / "mydata.npz", **arrays)
     (task,) = tasks_lib.make_tasks(TaskSpec("npz", path=path, eval_type="accuracy", data_seeds=(77,)))
@@ -260,3 +260,16 @@ def test_make_tasks_from_preset_name():
     assert len(tasks) == 10 and tasks[9].name == "linear[9]"
     assert (tasks[8].data_seed, tasks[8].param_seed) == (11004, 1004)
     assert tasks[0].x_train.shape == (100, 4) and tasks[0].x_valid.shape == (100, 4)
+
+
+def test_accuracy_labels_must_be_0_or_1_in_both_splits(tmp_path):
+    rng = np.random.default_rng(2)
+    good = dict(x_train=rng.normal(size=(12, 3)), y_train=np.ones(12), x_valid=rng.normal(size=(5, 3)),
+                y_valid=np.zeros(5))
+    for split in ("y_train", "y_valid"):
+        bad = dict(good, **{split: np.full(good[split].shape, 0.5)})
+        path = _write_npz(tmp_path / f"bad_{split}.npz", **bad)
+        with pytest.raises(ValueError, match=f"{split} of an accuracy task must hold labels 0 and 1 only"):
+            tasks_lib.make_tasks(TaskSpec("npz", path=path, eval_type="accuracy"))
+        (rms,) = tasks_lib.make_tasks(TaskSpec("npz", path=path, eval_type="rms"))  # any real labels for rms
+        assert rms.eval_type == fitness_lib.RMS_ERROR

@@ -96,7 +96,7 @@ def test_state_errors():
 
 
 def test_backend_names_and_dtypes():
-    assert evaluation.BACKENDS == ("reference", "xla") and evaluation.resolve_backend("JAX") == "xla"
+    assert evaluation.BACKENDS == ("reference", "xla", "pallas") and evaluation.resolve_backend("JAX") == "xla"
     with pytest.raises(ValueError, match="use one of: reference, xla"):
         evaluation.resolve_backend("torch")
     with pytest.raises(ValueError, match="float64"):

@@ -62,6 +62,7 @@ def register_backend(name: str, factory: Any) -> None:
 
 register_backend("reference", "azero_jax.evaluation.reference_backend:ReferenceBackend")
 register_backend("xla", "azero_jax.evaluation.xla_backend:XlaBackend")
+register_backend("pallas", "azero_jax.evaluation.pallas_backend:PallasBackend")
 BACKENDS = tuple(_REGISTRY)
 
 

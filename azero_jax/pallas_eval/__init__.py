@@ -1,0 +1,196 @@
+"""Batched evaluation as ONE Pallas kernel per batch (first step of issue 16).
+
+Mapping. `pallas_call` with grid = (programs,): kernel instance p evaluates
+program p on ALL the batch's tasks (one task group: shared F and train /
+valid sizes, as `jax_eval.TaskArrays` lays them out; tasks padded to a power
+of two). Why one program (and not one (program, task) pair) per instance:
+the instruction stream is then uniform inside the instance, so each
+instruction is one real branch, `lax.switch` on the op read from the packed
+program, and its operands/out address are scalars shared by the tasks; the
+tasks are the vector lanes of that one branch (the op table's single-lane
+kernel vmapped over the task axis), and the example data (x_steps, ...) is
+one array every instance reads. One (program, task) per instance would make
+the instances smaller still but give each task a separate copy of the
+instruction dispatch; the task axis inside the instance is the cheaper first
+step and keeps Jobs semantics identical to the xla backend (one random
+stream seed per program).
+
+Per instance the memory (S scalars, V vectors of F, M matrices of F x F, each
+per task, laid out address-major: (S, T), (V, T, F), (M, T, F, F)) lives in
+the instance's blocks of output refs for the whole evaluation: Setup, then
+per epoch the train loop (v0 = x, s0 = 0, Predict, sigmoid on classification
+tasks, early stop on a NaN error or one > max_abs_error, v0 = x, s0 = y,
+Learn) and the validation pass. Each component runs a `fori_loop` up to the
+program's TRUE length (not the batch's longest), and is skipped when no task
+of the instance is active. Random-set ops draw the counter-based stream
+(`azero_jax.rng`) keyed exactly as the XLA interpreter and the reference key
+them, so draws are bit-identical. Only per (program, task): per-epoch loss,
+validated and validation-stopped flags, train steps and the stop flag (and,
+for FEC probes, the per-step train errors and validation predictions) leave
+the kernel; the host computes fitness with `fitness.fitness_from_loss`
+through `jax_eval._batch._fitness`, exactly as the xla backend does.
+
+Where the memory lives. With the Triton backend (CUDA) output refs are
+global-memory pointers: the banks are touched only where an instruction
+reads or writes (a few operands per instruction, served by L1/L2), not
+rewritten per instruction as in the XLA interpreter; they are not yet
+pinned in shared memory (Pallas Triton has no scratch refs). Moving the
+banks into on-chip scratch (Mosaic GPU) and splitting large-F / many-task
+instances are later steps of issue 16.
+
+Status: float64 in interpret mode (CPU) matches the NumPy reference to 1e-12
+(tests/test_pallas_backend.py); float32 interpret runs (a demo sample agreed
+with the xla backend to 1.7e-8; no float32 test yet). Every one of the 65
+ops, and the whole table in one kernel, lowers for CUDA to exactly one
+`__gpu$xla.gpu.triton` custom call via `jax.export(platforms=["cuda"])` on a
+CPU-only machine, float32 and float64; it has not yet been compiled or run
+on a GPU. Shape rules for Triton: F must be a
+power of two (vector/matrix values are Triton tensors); tasks, epochs,
+memory banks and detail arrays are padded to powers of two here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from azero_jax import fitness as fitness_lib
+from azero_jax.jax_eval._batch import (
+    DTYPES,
+    Details,
+    TaskArrays,
+    _fitness,
+    _lane_seeds,
+    _lane_train_counts,
+    x64_scope,
+)
+from azero_jax.jax_eval.compile import CompiledBatch, compile_programs
+from azero_jax.pallas_eval.kernel import (
+    OUTPUT_NAMES,
+    KernelArgs,
+    KernelConfig,
+    build_call,
+    input_shapes,
+    make_call,
+    normalize_subsets,
+    pow2,
+    prepare,
+    trace_count,
+)
+from azero_jax.program import Algorithm, MemoryShape
+from azero_jax.tasks import Task
+
+__all__ = ["TRITON_CALL", "KernelArgs", "KernelConfig", "default_interpret", "dispatch_batch", "evaluate_batch",
+           "export_cuda", "input_shapes", "kernel_config", "make_call", "trace_count"]
+
+
+def default_interpret() -> bool:
+    """Interpret mode unless the default JAX backend is a GPU."""
+    return jax.default_backend() != "gpu"
+
+
+def kernel_config(batch: CompiledBatch, arrays: TaskArrays, memory: MemoryShape, *, op_subsets=None,
+                  dtype: str = "float64", max_abs_error: float = fitness_lib.MAX_ABS_ERROR,
+                  return_details: bool = False, interpret: bool | None = None, backend: str | None = None,
+                  num_warps: int | None = None) -> KernelConfig:
+    """The kernel's static configuration for a packed batch on a task group."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    interpret = default_interpret() if interpret is None else bool(interpret)
+    if backend is None and not interpret:
+        backend = "triton"  # Pallas's default GPU lowering (Mosaic GPU) refuses the row reductions
+    return KernelConfig(
+        scalars=memory.scalars, vectors=memory.vectors, matrices=memory.matrices, features=arrays.features,
+        dtype=dtype, op_subsets=normalize_subsets(op_subsets), num_epochs=arrays.num_epochs,
+        num_train=arrays.num_train, num_valid=arrays.num_valid, num_tasks=pow2(len(arrays.tasks)),
+        lengths=batch.length_buckets, batch=batch.batch, max_abs_error=float(max_abs_error),
+        details=bool(return_details), interpret=interpret, backend=backend, num_warps=num_warps)
+
+
+TRITON_CALL = "__gpu$xla.gpu.triton"
+
+
+def export_cuda(cfg: KernelConfig):
+    """`jax.export` of the kernel for `cfg` lowered for CUDA through Pallas's
+    Triton backend (works on a CPU-only machine): a `jax.export.Exported`;
+    `.mlir_module()` is its StableHLO text, one `TRITON_CALL` custom call per
+    kernel launch."""
+    from jax import export
+
+    cfg = dataclasses.replace(cfg, interpret=False, backend="triton")
+    with x64_scope(cfg.dtype):
+        return export.export(jax.jit(make_call(cfg)), platforms=["cuda"],
+                             disabled_checks=[export.DisabledSafetyCheck.custom_call(TRITON_CALL)])(
+                                 *input_shapes(cfg))
+
+
+class PendingEvaluation:
+    """A dispatched kernel; `result()` gives fitness (P, T) or (fitness, Details)."""
+
+    def __init__(self, out, arrays: TaskArrays, cfg: KernelConfig, num_programs: int, details: bool):
+        self._out, self._arrays, self._cfg, self._n, self._details = out, arrays, cfg, num_programs, details
+
+    def result(self):
+        if not self._details:
+            return self.result_with_steps()[0]
+        return self.result_with_steps()
+
+    def result_with_steps(self) -> tuple[np.ndarray, Details]:
+        """(fitness, Details) whatever `return_details` was: without it the
+        kernel wrote no per-step details, and `train_errors` and
+        `valid_predictions` are None (train steps and flags are always there)."""
+        out = dict(zip(OUTPUT_NAMES, (np.asarray(o) for o in self._out), strict=False))
+        n, t, cfg = self._n, len(self._arrays.tasks), self._cfg
+        e = cfg.num_epochs
+        # Per program (B, E, T) -> the xla layout (E, T, B) for the shared host fitness.
+        lanes = {k: np.moveaxis(out[k][:, :e, :t], 0, -1) for k in ("loss", "validated", "vstop")}
+        lanes["validated"] = lanes["validated"] != 0
+        lanes["vstop"] = lanes["vstop"] != 0
+        fitness = _fitness(lanes, self._arrays)[:, :n].T
+        with_details = "train_errors" in out
+        details = Details(
+            train_steps=out["steps"][:n, :t],
+            stopped_early=out["stopped"][:n, :t] != 0,
+            train_errors=np.moveaxis(out["train_errors"][:n, :e * cfg.num_train, :t], 2, 1) if with_details else None,
+            valid_predictions=(np.moveaxis(out["valid_predictions"][:n, :e, :cfg.num_valid, :t], 3, 1)
+                               if with_details else None),
+            validated=np.moveaxis(lanes["validated"][..., :n], (2, 1, 0), (0, 1, 2)),
+            valid_stopped=np.moveaxis(lanes["vstop"][..., :n], (2, 1, 0), (0, 1, 2)),
+        )
+        return fitness, details
+
+
+def dispatch_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
+                   op_subsets: dict[str, Sequence[int]] | None = None, dtype: str = "float64", seed: Any = 0,
+                   max_abs_error: float = fitness_lib.MAX_ABS_ERROR, num_train_examples: Any = None,
+                   return_details: bool = False, batch_size: int | None = None,
+                   interpret: bool | None = None) -> PendingEvaluation:
+    """Starts `evaluate_batch` without waiting."""
+    arrays = tasks if isinstance(tasks, TaskArrays) else TaskArrays(tasks)
+    memory = memory.with_features(arrays.features)
+    batch = compile_programs(programs, memory, op_subsets=op_subsets, batch_size=batch_size)
+    cfg = kernel_config(batch, arrays, memory, op_subsets=op_subsets, dtype=dtype, max_abs_error=max_abs_error,
+                        return_details=return_details, interpret=interpret)
+    n_lane = _lane_train_counts(num_train_examples, arrays, batch.batch, batch.num_programs)
+    seeds = _lane_seeds(seed, batch.batch, batch.num_programs)
+    args = prepare(batch, arrays, n_lane, seeds, cfg.op_subsets, dtype)
+    with x64_scope(dtype):
+        out = build_call(cfg)(*args.ints, *args.floats, *args[2:])
+    return PendingEvaluation(out, arrays, cfg, batch.num_programs, return_details)
+
+
+def evaluate_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
+                   op_subsets: dict[str, Sequence[int]] | None = None, dtype: str = "float64", seed: Any = 0,
+                   max_abs_error: float = fitness_lib.MAX_ABS_ERROR, num_train_examples: Any = None,
+                   return_details: bool = False, batch_size: int | None = None, interpret: bool | None = None):
+    """Fitness (n_programs, n_tasks) of every program on every task, or
+    (fitness, `jax_eval.Details`) with return_details: the same arguments
+    and results as `jax_eval.evaluate_batch` (no devices / gate), on the
+    Pallas kernel."""
+    return dispatch_batch(programs, tasks, memory, op_subsets=op_subsets, dtype=dtype, seed=seed,
+                          max_abs_error=max_abs_error, num_train_examples=num_train_examples,
+                          return_details=return_details, batch_size=batch_size, interpret=interpret).result()

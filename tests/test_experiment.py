@@ -262,3 +262,15 @@ def test_cli_runs_and_reports_errors(tmp_path):
         r = _cli(*args)
         assert r.returncode == 2 and r.stderr.startswith("error: ") and message in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_time_spent_before_the_search_counts_against_the_budget(tmp_path):
+    """elapsed_offset (e.g. cifar_binary's data build) is part of the run's
+    elapsed time; a fresh run that already spent its budget refuses to start."""
+    config = _tiny(max_seconds=1.0)
+    with pytest.raises(ConfigError, match="already spent before the search"):
+        experiment.run_experiments(config, output_dir=str(tmp_path / "a"), log=None, elapsed_offset=2.0)
+    assert not (tmp_path / "a" / "checkpoint.json").exists()
+    result = experiment.run_experiments(_tiny(max_seconds=600.0), output_dir=str(tmp_path / "b"), log=None,
+                                        elapsed_offset=30.0)
+    assert result.elapsed_seconds >= 30.0

@@ -259,7 +259,8 @@ class _Run:
 
 def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool = False, overwrite: bool = False,
                     log: Callable[[str], None] | None = print,
-                    step_hook: Callable[[int, int], None] | None = None) -> ExperimentResult:
+                    step_hook: Callable[[int, int], None] | None = None,
+                    elapsed_offset: float = 0.0) -> ExperimentResult:
     """Runs search experiments until done (see the module docstring) and
     writes progress.csv, checkpoint.json, best_program.json/.txt and
     results.json into `output_dir`.
@@ -271,6 +272,9 @@ def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool =
       run: its checkpoint, progress and results are removed first.
     step_hook(experiment_index, step): called after every evolution step;
       tests raise from it to simulate a kill.
+    elapsed_offset: seconds this run already spent before the call (e.g.
+      building its task data); a fresh start counts them against
+      `max_seconds` (and refuses to start when they exceed it).
     """
     if resume and overwrite:
         raise ConfigError("resume and overwrite contradict each other: give one of them")
@@ -294,6 +298,11 @@ def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool =
         if os.path.exists(run.ckpt_path):
             raise ConfigError(f"{run.ckpt_path} already exists; pass resume to continue that run, overwrite "
                               "(--overwrite) to start afresh, or use another output directory")
+        if config.max_seconds is not None and elapsed_offset >= config.max_seconds:
+            raise ConfigError(f"{elapsed_offset:.1f} s were already spent before the search (building its data), "
+                              f"the whole wall-clock budget of {config.max_seconds:g} s: raise the budget "
+                              "(--max_minutes / max_seconds); cached data makes the next start faster")
+        run.elapsed_before = float(elapsed_offset)
         run.random_seed = _resolve_seed(config.random_seed)
         run.main_rng = np.random.default_rng(run.random_seed)
         report.reset_csv(run.csv_path, run.progress_rows)

@@ -231,9 +231,13 @@ def run_baselines(config: experiment.ExperimentConfig, best_program, opts: Optio
 def run(opts: Options, *, log: Callable[[str], None] = print,
         step_hook: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """The whole job; returns the results dict also written to results.json."""
+    start = time.monotonic()
     config, data = build_config(opts, log)
+    # The data build counts against the wall-clock budget (a fresh run refuses
+    # to start when it already spent the budget).
     result = experiment.run_experiments(config, output_dir=opts.output_dir, resume=opts.resume,
-                                        overwrite=opts.overwrite, log=log, step_hook=step_hook)
+                                        overwrite=opts.overwrite, log=log, step_hook=step_hook,
+                                        elapsed_offset=time.monotonic() - start)
     results_path = os.path.join(opts.output_dir, "results.json")
     with open(results_path, encoding="utf-8") as f:
         results = json.load(f)

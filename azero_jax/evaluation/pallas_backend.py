@@ -39,7 +39,7 @@ import numpy as np
 
 from azero_jax import fitness as fitness_lib
 from azero_jax import jax_eval, pallas_eval
-from azero_jax.evaluation.xla_backend import DEFAULT_CHUNK, MIN_BATCH, XlaBackend, batch_size_for
+from azero_jax.evaluation.xla_backend import DEFAULT_CHUNK, XlaBackend
 from azero_jax.program import Algorithm, MemoryShape
 from azero_jax.tasks import Task
 
@@ -74,26 +74,15 @@ class PallasBackend(XlaBackend):
     def _round(self, size: int) -> int:
         return size  # one kernel on one device: no sharding multiple
 
-    def _run(self, programs: Sequence[Algorithm], arrays: jax_eval.TaskArrays, *, seed: int | np.ndarray,
-             num_train_examples: int | np.ndarray, fixed_size: bool = False) -> tuple[np.ndarray, jax_eval.Details]:
-        # `XlaBackend.probe` calls with fixed_size=True and reads the per-step
-        # details; `full` reads only fitness and train steps, so the kernel
-        # skips writing the details there.
-        details = bool(fixed_size)
-        per_program = isinstance(num_train_examples, np.ndarray) and num_train_examples.ndim == 2
-        pending = []
-        for lo in range(0, len(programs), self.chunk):
-            part = list(programs[lo:lo + self.chunk])
-            counts = num_train_examples[lo:lo + self.chunk] if per_program else num_train_examples
-            part_seed = seed[lo:lo + self.chunk] if isinstance(seed, np.ndarray) else seed
-            size = self.chunk if fixed_size else batch_size_for(len(part), min(MIN_BATCH, self.chunk))
-            pending.append(pallas_eval.dispatch_batch(
-                part, arrays, self.memory, op_subsets=self.op_subsets, dtype=self.dtype, seed=part_seed,
-                max_abs_error=self.max_abs_error, num_train_examples=counts, return_details=details,
-                batch_size=size, interpret=self.interpret))
-        results = [p.result_with_steps() for p in pending]
-        if len(results) == 1:
-            return results[0]
-        return (np.concatenate([r[0] for r in results]),
-                jax_eval.Details(*(None if parts[0] is None else np.concatenate(parts)
-                                   for parts in zip(*(r[1] for r in results), strict=True))))
+    def _dispatch(self, programs: Sequence[Algorithm], arrays: jax_eval.TaskArrays, *, seed: int | np.ndarray,
+                  num_train_examples: int | np.ndarray, batch_size: int, probe: bool):
+        # The probe reads the per-step details; `full` reads only fitness and
+        # train steps, so the kernel skips writing the details there.
+        return pallas_eval.dispatch_batch(
+            programs, arrays, self.memory, op_subsets=self.op_subsets, dtype=self.dtype, seed=seed,
+            max_abs_error=self.max_abs_error, num_train_examples=num_train_examples, return_details=probe,
+            batch_size=batch_size, interpret=self.interpret)
+
+    @staticmethod
+    def _result(pending) -> tuple[np.ndarray, jax_eval.Details]:
+        return pending.result_with_steps()

@@ -149,11 +149,24 @@ class XlaBackend:
     def _round(self, size: int) -> int:
         return -(-size // self.num_devices) * self.num_devices
 
+    def _dispatch(self, programs: Sequence[Algorithm], arrays: jax_eval.TaskArrays, *, seed: int | np.ndarray,
+                  num_train_examples: int | np.ndarray, batch_size: int, probe: bool):
+        """Starts one chunk (a subclass may run another kernel); `_result` waits for it."""
+        return jax_eval.dispatch_batch(programs, arrays, self.memory, op_subsets=self.op_subsets, dtype=self.dtype,
+                                       seed=seed, max_abs_error=self.max_abs_error,
+                                       num_train_examples=num_train_examples, return_details=True,
+                                       batch_size=batch_size)
+
+    @staticmethod
+    def _result(pending) -> tuple[np.ndarray, jax_eval.Details]:
+        return pending.result()
+
     def _run(self, programs: Sequence[Algorithm], arrays: jax_eval.TaskArrays, *, seed: int | np.ndarray,
              num_train_examples: int | np.ndarray, fixed_size: bool = False) -> tuple[np.ndarray, jax_eval.Details]:
         """The batch in chunks; fitness and details concatenated over chunks
         (num_train_examples: int, or per program and task; seed: one for all,
-        or one per program). fixed_size pads every chunk to `chunk` programs."""
+        or one per program). fixed_size (the FEC probe) pads every chunk to
+        `chunk` programs. Details a kernel did not write stay None."""
         per_program = isinstance(num_train_examples, np.ndarray) and num_train_examples.ndim == 2
         pending = []
         for lo in range(0, len(programs), self.chunk):
@@ -161,15 +174,14 @@ class XlaBackend:
             counts = num_train_examples[lo:lo + self.chunk] if per_program else num_train_examples
             part_seed = seed[lo:lo + self.chunk] if isinstance(seed, np.ndarray) else seed
             size = self.chunk if fixed_size else self._round(batch_size_for(len(part), min(MIN_BATCH, self.chunk)))
-            pending.append(jax_eval.dispatch_batch(
-                part, arrays, self.memory, op_subsets=self.op_subsets, dtype=self.dtype, seed=part_seed,
-                max_abs_error=self.max_abs_error, num_train_examples=counts, return_details=True, batch_size=size))
-        results = [p.result() for p in pending]
+            pending.append(self._dispatch(part, arrays, seed=part_seed, num_train_examples=counts, batch_size=size,
+                                          probe=fixed_size))
+        results = [self._result(p) for p in pending]
         if len(results) == 1:
             return results[0]
-
         return (np.concatenate([r[0] for r in results]),
-                jax_eval.Details(*(np.concatenate(parts) for parts in zip(*(r[1] for r in results), strict=True))))
+                jax_eval.Details(*(None if parts[0] is None else np.concatenate(parts)
+                                   for parts in zip(*(r[1] for r in results), strict=True))))
 
     def _split(self, jobs: Jobs):
         """(group, positions, programs, rows, cols) for every group with jobs (see `_Group.split`)."""

@@ -67,6 +67,22 @@ class MemoryShape:
         return dataclasses.replace(self, features=features)
 
 
+# Per op id: the kind code of in1, in2 and out (0: the operand is unused; 1,
+# 2, 3: scalar, vector, matrix), so packed programs are checked against a
+# memory shape in a few array operations (`addresses_out_of_range`).
+_KIND_CODE = {None: 0, ops_lib.SCALAR: 1, ops_lib.VECTOR: 2, ops_lib.MATRIX: 3}
+OPERAND_KIND_CODES = np.array([[_KIND_CODE[o.in1], _KIND_CODE[o.in2], _KIND_CODE[o.out]] for o in ops_lib.OPS],
+                              dtype=np.int64)
+
+
+def addresses_out_of_range(op_ids: np.ndarray, addresses: np.ndarray, memory: MemoryShape) -> np.ndarray:
+    """Bool mask (shape of `op_ids`) of packed instructions that address
+    memory beyond `memory`: `addresses[..., :]` are (in1, in2, out); operands
+    an op does not use are ignored."""
+    limits = np.array([np.iinfo(np.int64).max, memory.scalars, memory.vectors, memory.matrices], dtype=np.int64)
+    return (np.asarray(addresses) >= limits[OPERAND_KIND_CODES[op_ids]]).any(axis=-1)
+
+
 @dataclasses.dataclass(frozen=True)
 class Instruction:
     """One instruction: op id, addresses and constants (reference §2).

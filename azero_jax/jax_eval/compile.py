@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from azero_jax import ops as ops_lib
-from azero_jax.program import COMPONENTS, Algorithm, Instruction, MemoryShape, ProgramError
+from azero_jax.program import COMPONENTS, Algorithm, Instruction, MemoryShape, ProgramError, addresses_out_of_range
 
 MIN_LENGTH_BUCKET = 8
 MIN_BATCH_BUCKET = 8
@@ -72,11 +72,14 @@ def batch_bucket(n: int, multiple: int = 1, minimum: int = MIN_BATCH_BUCKET) -> 
     return -(-b // multiple) * multiple
 
 
-_KIND_CODE = {None: 0, ops_lib.SCALAR: 1, ops_lib.VECTOR: 2, ops_lib.MATRIX: 3}
-# Per op id: the kind code (0 = unused) of in1, in2 and out: validity is
-# checked on the packed arrays in a few NumPy operations, not per instruction.
-_OPERAND_KINDS = np.array([[_KIND_CODE[o.in1], _KIND_CODE[o.in2], _KIND_CODE[o.out]] for o in ops_lib.OPS],
-                          dtype=np.int64)
+def padded_batch_size(n: int, batch_multiple: int = 1, batch_size: int | None = None) -> int:
+    """The padded batch of `n` programs: `batch_size` if given (checked: >= n,
+    a multiple of `batch_multiple`), else `batch_bucket(n, batch_multiple)`."""
+    if batch_size is None:
+        return batch_bucket(n, batch_multiple)
+    if batch_size < n or batch_size % batch_multiple:
+        raise ValueError(f"batch_size={batch_size} must be >= {n} programs and a multiple of {batch_multiple}")
+    return int(batch_size)
 
 
 def _packed(instr: Instruction) -> tuple:
@@ -101,10 +104,7 @@ def _check_component(programs: Sequence[Algorithm], comp: str, ints: np.ndarray,
         ok = np.zeros(ops_lib.NUM_OPS, dtype=bool)
         ok[list(allowed | {ops_lib.NO_OP_ID})] = True
         bad |= ~ok[op]
-    limits = np.array([np.iinfo(np.int64).max, memory.scalars, memory.vectors, memory.matrices], dtype=np.int64)
-    kinds = _OPERAND_KINDS[op]  # (L, n, 3)
-    addresses = np.moveaxis(ints[:, 1:4, :n], 1, 2)  # (L, n, 3)
-    bad |= (addresses >= limits[kinds]).any(axis=-1)
+    bad |= addresses_out_of_range(op, np.moveaxis(ints[:, 1:4, :n], 1, 2), memory)  # addresses (L, n, 3)
     bad &= real
     if not bad.any():
         return
@@ -144,12 +144,7 @@ def compile_programs(
     """
     n = len(programs)
     allowed = None if op_subsets is None else {c: frozenset(int(o) for o in op_subsets[c]) for c in COMPONENTS}
-    if batch_size is None:
-        batch = batch_bucket(n, batch_multiple)
-    else:
-        if batch_size < n or batch_size % batch_multiple:
-            raise ValueError(f"batch_size={batch_size} must be >= {n} programs and a multiple of {batch_multiple}")
-        batch = int(batch_size)
+    batch = padded_batch_size(n, batch_multiple, batch_size)
     comps = {}
     for comp in COMPONENTS:
         codes = [a.component(comp) for a in programs]

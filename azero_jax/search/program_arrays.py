@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from azero_jax import ops as ops_lib
-from azero_jax.program import COMPONENTS, Algorithm, Instruction, MemoryShape, ProgramError
+from azero_jax.program import COMPONENTS, Algorithm, Instruction, MemoryShape, ProgramError, addresses_out_of_range
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 
@@ -214,12 +214,7 @@ def compile_arrays(arrays: ProgramArrays, *, batch_multiple: int = 1, batch_size
     from azero_jax.jax_eval import compile as compile_lib
 
     n = arrays.batch
-    if batch_size is None:
-        batch = compile_lib.batch_bucket(n, batch_multiple)
-    else:
-        if batch_size < n or batch_size % batch_multiple:
-            raise ValueError(f"batch_size={batch_size} must be >= {n} programs and a multiple of {batch_multiple}")
-        batch = int(batch_size)
+    batch = compile_lib.padded_batch_size(n, batch_multiple, batch_size)
     comps = []
     for comp in COMPONENTS:
         longest = int(arrays.component(comp).lengths.max(initial=0))
@@ -230,17 +225,11 @@ def compile_arrays(arrays: ProgramArrays, *, batch_multiple: int = 1, batch_size
 
 def check_memory(arrays: ProgramArrays, memory: MemoryShape) -> None:
     """Raises ProgramError if a real instruction addresses memory out of range."""
-    limits = np.array([0, memory.scalars, memory.vectors, memory.matrices], np.int64)
     for comp in COMPONENTS:
         code = arrays.component(comp)
         real = np.arange(code.capacity)[None, :] < code.lengths[:, None]
         ints = code.ints[real]
-        kinds = _OPERAND_KINDS[ints[:, 0]]
-        bad = (kinds > 0) & (ints[:, 1:] >= limits[kinds])
+        bad = addresses_out_of_range(ints[:, 0], ints[:, 1:], memory)
         if bad.any():
-            row = int(np.argwhere(bad.any(axis=1))[0, 0])
+            row = int(np.argwhere(bad)[0, 0])
             raise ProgramError(f"{comp}: instruction {ints[row].tolist()} addresses memory out of range for {memory}")
-
-
-_KIND_CODE = {None: 0, ops_lib.SCALAR: 1, ops_lib.VECTOR: 2, ops_lib.MATRIX: 3}
-_OPERAND_KINDS = np.array([[_KIND_CODE[o.in1], _KIND_CODE[o.in2], _KIND_CODE[o.out]] for o in ops_lib.OPS], np.int64)

@@ -81,7 +81,8 @@ def evaluate_programs(programs: Sequence[Algorithm], tasks: Sequence[Task], memo
     except ValueError as e:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}") from e
     memory = memory.with_features(tasks[0].features)
-    fit = evaluation.task_fitnesses(list(programs), list(tasks), memory, seed=seed, backend=backend, dtype="float64")
+    fit = evaluation.task_results(list(programs), list(tasks), memory, seed=seed, backend=backend,
+                                  dtype="float64").fitness
     return np.array([fitness_lib.combine(row, fitness_lib.MEAN) for row in fit.tolist()])
 
 

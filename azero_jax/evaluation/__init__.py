@@ -45,7 +45,7 @@ from azero_jax.tasks import Task
 __all__ = [
     "Backend", "CachedEvaluator", "Counters", "Evaluator", "FullResults", "FunctionEvaluator", "Jobs",
     "MIN_TRAIN_EXAMPLES", "ProbeErrors", "as_evaluator", "BACKENDS", "BACKEND_ALIASES", "DTYPES",
-    "register_backend", "resolve_backend", "make_backend", "make_evaluator", "evaluate_program", "task_fitnesses",
+    "register_backend", "resolve_backend", "make_backend", "make_evaluator", "evaluate_program", "task_results",
 ]
 
 DTYPES = ("float64", "float32")
@@ -125,17 +125,18 @@ def evaluate_program(program: Algorithm, tasks: Sequence[Task], memory: MemorySh
     return float(evaluator.evaluate([program])[0])
 
 
-def task_fitnesses(programs: Sequence[Algorithm], tasks: Sequence[Task], memory: MemoryShape, *, seed: int = 0,
-                   backend: str = "reference", dtype: str = "float64",
-                   max_abs_error: float = fitness_lib.MAX_ABS_ERROR, **backend_options: Any) -> np.ndarray:
-    """(programs, tasks) fitness of every program on every task (all epochs,
-    no FEC, no budget), every evaluation on the one random stream `seed`:
-    what `reference.evaluate` computes per task (baselines, tuning)."""
+def task_results(programs: Sequence[Algorithm], tasks: Sequence[Task], memory: MemoryShape, *, seed: int = 0,
+                 backend: str = "reference", dtype: str = "float64",
+                 max_abs_error: float = fitness_lib.MAX_ABS_ERROR, **backend_options: Any) -> FullResults:
+    """Fitness and train steps, each (programs, tasks), of every program on
+    every task (all epochs, no FEC, no budget), every evaluation on the one
+    random stream `seed`: what `reference.evaluate` computes per task
+    (baselines, tuning, `tools/evaluate_program.py` on a batched backend)."""
     evaluator = make_evaluator(tasks, memory, backend=backend, dtype=dtype, seed=seed, max_abs_error=max_abs_error,
                                **backend_options)
     n_p, n_t = len(programs), len(evaluator.tasks)
     counts = [t.num_train * t.num_train_epochs for t in evaluator.tasks]
     jobs = Jobs(np.repeat(np.arange(n_p), n_t), np.tile(np.arange(n_t), n_p), np.tile(counts, n_p),
                 np.full(n_p * n_t, seed))
-    fitness, _ = evaluator.full(list(programs), jobs)
-    return fitness.reshape(n_p, n_t)
+    fitness, steps = evaluator.full(list(programs), jobs)
+    return FullResults(fitness.reshape(n_p, n_t), steps.reshape(n_p, n_t))

@@ -30,7 +30,6 @@ from azero_jax import cpu_devices
 
 cpu_devices.use_cpu_cores_or_exit()  # one XLA host device per core; before anything imports JAX
 
-import numpy as np  # noqa: E402
 
 from azero_jax import cli, evaluation, programs, reference, serialization, tasks  # noqa: E402
 from azero_jax import fitness as fitness_lib  # noqa: E402
@@ -175,12 +174,10 @@ def run(argv: list[str]) -> int:
 def _run_batched(backend: str, algorithm, task_list: list[tasks.Task], memory: MemoryShape) -> int:
     """Per-task fitness and train steps from a batched backend (all epochs,
     the random-op stream --seed on every task, as the reference path)."""
-    evaluator = evaluation.make_evaluator(task_list, memory, backend=backend, dtype=_DTYPE.value, seed=_SEED.value,
-                                          max_abs_error=_MAX_ABS_ERROR.value)
+    result = evaluation.task_results([algorithm], task_list, memory, seed=_SEED.value, backend=backend,
+                                     dtype=_DTYPE.value, max_abs_error=_MAX_ABS_ERROR.value)
+    fitness, steps = result.fitness[0], result.train_steps[0]
     n = len(task_list)
-    jobs = evaluation.Jobs(np.zeros(n), np.arange(n), [t.num_train * t.num_train_epochs for t in task_list],
-                           np.full(n, _SEED.value))
-    fitness, steps = evaluator.full([algorithm], jobs)
     combined = fitness_lib.combine(fitness.tolist(), _COMBINATION.value)
     if not _QUIET.value:
         print(serialization.format_algorithm(algorithm), end="")

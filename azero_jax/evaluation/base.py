@@ -25,10 +25,25 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from azero_jax.program import Algorithm
+from azero_jax.search.fec import FECSpec
 from azero_jax.tasks import Task
 
 # The reference requires every task to allow at least this many train examples.
 MIN_TRAIN_EXAMPLES = 10
+
+
+def check_search_task_size(name: str, train: int, valid: int, fec_spec: FECSpec | None) -> None:
+    """ValueError (naming the task and the fix) unless a task of `train`
+    train examples (all epochs) and `valid` validation examples can be
+    searched on: at least MIN_TRAIN_EXAMPLES train examples (as in the
+    reference), and room for the FEC probe."""
+    if train < MIN_TRAIN_EXAMPLES:
+        raise ValueError(f"{name} has {train} train examples; a search task needs at least {MIN_TRAIN_EXAMPLES} "
+                         "(as in the reference): use more train examples or epochs")
+    if fec_spec is not None and (fec_spec.num_train_examples > train or fec_spec.num_valid_examples > valid):
+        raise ValueError(f"{name} has {train} train / {valid} valid examples, fewer than the FEC probe's "
+                         f"{fec_spec.num_train_examples} / {fec_spec.num_valid_examples}: set fec.num_train_examples / "
+                         "fec.num_valid_examples no larger, use bigger tasks, or fec=null")
 
 
 @dataclasses.dataclass(frozen=True)

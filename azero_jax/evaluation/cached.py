@@ -27,7 +27,7 @@ import numpy as np
 
 from azero_jax import fitness as fitness_lib
 from azero_jax import rng as rng_lib
-from azero_jax.evaluation.base import MIN_TRAIN_EXAMPLES, Backend, Counters, Jobs
+from azero_jax.evaluation.base import Backend, Counters, Jobs, check_search_task_size
 from azero_jax.program import Algorithm
 from azero_jax.search.fec import FEC_RANDOM_SEED, FECCache, FECSpec, fec_hash_batch
 from azero_jax.search.train_budget import TrainBudget
@@ -68,15 +68,8 @@ class CachedEvaluator:
         if not self.tasks:
             raise ValueError("an evaluator needs at least one task")
         for t in self.tasks:
-            max_train = t.num_train * t.num_train_epochs
-            if max_train < MIN_TRAIN_EXAMPLES:
-                raise ValueError(f"task {t.name or t.index} has {max_train} train examples; at least "
-                                 f"{MIN_TRAIN_EXAMPLES} are needed (as in the reference)")
-            if fec_spec is not None and (fec_spec.num_train_examples > max_train
-                                         or fec_spec.num_valid_examples > t.num_valid):
-                raise ValueError(
-                    f"FEC probe of {fec_spec.num_train_examples} train / {fec_spec.num_valid_examples} valid "
-                    f"examples exceeds task {t.name or t.index} ({max_train} train / {t.num_valid} valid)")
+            check_search_task_size(f"task {t.name or t.index}", t.num_train * t.num_train_epochs, t.num_valid,
+                                   fec_spec)
         fitness_lib.combine([0.0], combination)  # validates the mode
         if not 0 <= int(hurdle_tasks) < len(self.tasks) and hurdle_tasks:
             raise ValueError(f"hurdle_tasks must be in [1, {len(self.tasks) - 1}] (or 0 = off), got {hurdle_tasks}")
@@ -203,7 +196,7 @@ class CachedEvaluator:
             full_jobs = jobs.take(np.asarray(full_index, dtype=np.int64))
             self.timers["cache"] += time.perf_counter() - start
         start = time.perf_counter()
-        fitness, steps = self.full(programs, full_jobs) if len(full_jobs) else (np.zeros(0), np.zeros(0, np.int64))
+        fitness, steps = self.full(programs, full_jobs)
         self.timers["full"] += time.perf_counter() - start
         self.num_full_evaluations += len(full_jobs)
         self.num_train_steps += int(steps.sum())

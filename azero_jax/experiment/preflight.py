@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from azero_jax import tasks as tasks_lib
+from azero_jax.evaluation.base import check_search_task_size
 from azero_jax.experiment.config import ConfigError, ExperimentConfig
 from azero_jax.experiment.presets import missing_data_note
 
@@ -17,8 +18,8 @@ def check_runnable(config: ExperimentConfig) -> None:
     """Everything about the config and its data that can fail, checked before
     any work: the backend's dtype, every explicit task file (readable,
     real, sizes, labels: `tasks.make_tasks` checks them; finite), and the
-    search tasks against the FEC probe, the minimum train examples and the
-    hurdle count."""
+    search tasks against the FEC probe and the minimum train examples (the
+    hurdle count is the config's own check)."""
     if config.backend == "reference" and config.dtype not in ("auto", "float64"):
         raise ConfigError(f"the reference backend computes in float64; dtype {config.dtype!r} needs backend 'xla'")
     for which in ("search", "select", "final"):
@@ -43,21 +44,11 @@ def check_runnable(config: ExperimentConfig) -> None:
                           for k in range(spec.num_tasks)]
         if which != "search":
             continue
-        from azero_jax.evaluation.base import MIN_TRAIN_EXAMPLES
-
-        for name, train, valid in sizes:
-            if train < MIN_TRAIN_EXAMPLES:
-                raise ConfigError(f"{name} has {train} train examples; a search task needs at least "
-                                  f"{MIN_TRAIN_EXAMPLES} (as in the reference): use more train examples or epochs")
-            fec = config.fec
-            if fec is not None and (fec.num_train_examples > train or fec.num_valid_examples > valid):
-                raise ConfigError(
-                    f"{name} has {train} train / {valid} valid examples, fewer than the FEC probe's "
-                    f"{fec.num_train_examples} / {fec.num_valid_examples}: set fec.num_train_examples / "
-                    "fec.num_valid_examples no larger, use bigger tasks, or fec=null")
-        if config.hurdle_tasks and config.hurdle_tasks >= len(sizes):
-            raise ConfigError(f"ExperimentConfig.hurdle_tasks ({config.hurdle_tasks}) must be less than the number "
-                              f"of search tasks ({len(sizes)}): use 0 (off) to {len(sizes) - 1}")
+        for name, train, valid in sizes:  # the evaluator's own rule, before any work
+            try:
+                check_search_task_size(name, train, valid, config.fec)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
 
 
 def check_output_dir(output_dir: str) -> None:

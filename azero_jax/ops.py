@@ -12,7 +12,7 @@ their inputs, so aliasing of output and input (``m1 = matmul(m1, m1)``,
 ``m2 = transpose(m2)``) is safe by construction.
 
 Semantics follow the authors' C++ (`executor.h`, 2021) exactly, including its
-quirks; see README "Reference quirks" and `../shared/reference_spec.md` §3.
+quirks; see README "Reference quirks".
 """
 
 from __future__ import annotations

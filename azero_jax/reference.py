@@ -3,7 +3,7 @@
 One program, one task, one instruction at a time, written to be read against
 the authors' `executor.h` (spec §6-§7) rather than to be fast. Everything
 faster in this package is proven equal to it by differential tests, and it is
-itself proven against the C++ outputs in `../shared/cpp_reference_cases/`.
+itself proven against the C++ outputs in `tests/data/cpp_reference_cases.tar.xz`.
 
 Op semantics come from the op table's kernels (`azero_jax.ops`), evaluated with
 ``xp = numpy``; the per-example error, early-stop, loss and fitness rules from

@@ -106,12 +106,17 @@ def _append_row(path: str, row: list[Any]) -> None:
         csv.writer(f).writerow(row)
 
 
+def log_final(log: Callable[[str], None], final_fitness: float, best_program: Algorithm) -> None:
+    """The reference's closing lines: the final fitness and the program."""
+    log(f"Final evaluation fitness (on unseen data) = {final_fitness:.6f}")
+    log("Algorithm found:\n" + serialization.format_algorithm(best_program).rstrip("\n"))
+
+
 def write_outputs(output_dir: str, best_program: Algorithm, memory: MemoryShape, final_fitness: float,
                   results: dict[str, Any], *, log: Callable[[str], None]) -> None:
     """The end of a run: the final fitness and the program in the log,
     best_program.json/.txt and results.json (`results`) in `output_dir`."""
-    log(f"Final evaluation fitness (on unseen data) = {final_fitness:.6f}")
-    log("Algorithm found:\n" + serialization.format_algorithm(best_program).rstrip("\n"))
+    log_final(log, final_fitness, best_program)
     serialization.save_algorithm(os.path.join(output_dir, "best_program.json"), best_program, memory)
     serialization.save_algorithm(os.path.join(output_dir, "best_program.txt"), best_program)
     fileio.atomic_write_json(os.path.join(output_dir, "results.json"), results)

@@ -156,6 +156,5 @@ def finished_result(run: _Run, config: ExperimentConfig, output_dir: str) -> Exp
     if result.num_experiments != run.experiment_index:
         return None
     run.log(f"this run is already finished: its results from {path} (nothing recomputed)")
-    run.log(f"Final evaluation fitness (on unseen data) = {result.final_fitness:.6f}")
-    run.log("Algorithm found:\n" + serialization.format_algorithm(result.best_program).rstrip("\n"))
+    report.log_final(run.log, result.final_fitness, result.best_program)
     return result

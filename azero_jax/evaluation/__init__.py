@@ -45,7 +45,7 @@ from azero_jax.tasks import Task
 __all__ = [
     "Backend", "CachedEvaluator", "Counters", "Evaluator", "FullResults", "FunctionEvaluator", "Jobs",
     "MIN_TRAIN_EXAMPLES", "ProbeErrors", "as_evaluator", "BACKENDS", "BACKEND_ALIASES", "DTYPES",
-    "register_backend", "resolve_backend", "make_backend", "make_evaluator", "evaluate_program", "task_results",
+    "register_backend", "resolve_backend", "resolve_dtype", "make_backend", "make_evaluator", "evaluate_program", "task_results",
 ]
 
 DTYPES = ("float64", "float32")
@@ -72,6 +72,22 @@ def resolve_backend(name: str) -> str:
     if key not in _REGISTRY:
         raise ValueError(f"unknown backend {name!r}; use one of: {', '.join(_REGISTRY)}")
     return key
+
+
+ACCELERATOR_PLATFORMS = ("gpu", "cuda", "rocm", "tpu")
+
+
+def resolve_dtype(dtype: str, backend: str) -> str:
+    """The dtype `backend` computes in for `dtype`: "auto" is float32 when
+    JAX's default device is a GPU or TPU and float64 otherwise (and always
+    on the reference backend); other values are returned as they are."""
+    if dtype != "auto":
+        return dtype
+    if resolve_backend(backend) == "reference":
+        return "float64"
+    import jax  # only batched backends get here
+
+    return "float32" if jax.default_backend() in ACCELERATOR_PLATFORMS else "float64"
 
 
 def make_backend(name: str, tasks: Sequence[Task], memory: MemoryShape, *,

@@ -359,13 +359,7 @@ class ExperimentConfig:
     def compute_dtype(self) -> str:
         """The dtype evaluations run in ("auto" resolved: float32 when JAX's
         default device is a GPU or TPU, float64 otherwise and on the reference)."""
-        if self.dtype != "auto":
-            return self.dtype
-        if self.backend == "reference":
-            return "float64"
-        import jax  # only batched backends get here
-
-        return "float32" if jax.default_backend() in ("gpu", "cuda", "rocm", "tpu") else "float64"
+        return evaluation.resolve_dtype(self.dtype, self.backend)
 
     def memory_shape(self, features: int) -> MemoryShape:
         return MemoryShape(*self.memory, features)

@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
 from azero_jax import baselines as baselines_lib  # noqa: E402
-from azero_jax import cli, datasets, experiment, fileio  # noqa: E402
+from azero_jax import cli, datasets, evaluation, experiment, fileio  # noqa: E402
 from azero_jax import tasks as tasks_lib  # noqa: E402
 
 PRESET = "baseline"
@@ -64,7 +64,6 @@ DEFAULTS: dict[str, Any] = dict(population_size=100, tournament_size=10, childre
                                 random_seed=1000060, progress_every=1000, checkpoint_every_seconds=300.0)
 # Built by this script from the data flags, not settable by config flags.
 TASK_FIELDS = ("search_tasks", "select_tasks", "final_tasks", "island_task_groups")
-_ACCELERATORS = ("gpu", "tpu", "cuda", "rocm")
 
 
 @dataclasses.dataclass
@@ -97,11 +96,7 @@ class Options:
 def default_dtype(backend: str) -> str:
     """float32 where JAX computes on a GPU/TPU, else float64 (also for the
     reference backend, which computes float64 anyway)."""
-    if str(backend).strip().lower() == "reference":
-        return "float64"
-    import jax
-
-    return "float32" if jax.default_backend() in _ACCELERATORS else "float64"
+    return evaluation.resolve_dtype("auto", backend)
 
 
 def script_defaults(overrides: dict[str, Any]) -> dict[str, Any]:

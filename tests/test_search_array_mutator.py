@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from azero_jax import ops as ops_lib
+from azero_jax import program_arrays as pa
 from azero_jax.jax_eval.compile import compile_programs
-from azero_jax.program import COMPONENTS, Algorithm, Instruction, MemoryShape, validate_algorithm
+from azero_jax.program import COMPONENTS, Algorithm, Instruction, MemoryShape, ProgramError, validate_algorithm
 from azero_jax.search import mutator as mut
-from azero_jax.search import program_arrays as pa
 from azero_jax.search.array_mutator import ArrayMutator
 
 MEM = MemoryShape(5, 4, 3, 4)
@@ -69,13 +69,15 @@ def test_round_trip_all_ops_and_special_constants():
 def test_interpreter_layout_equals_compile_programs():
     programs = _random_programs(ALL_CFG, 40, 2) + [SPECIAL]
     for n, kw in ((41, {}), (13, dict(batch_multiple=2)), (1, dict(min_lengths={"learn": 32})), (41, dict(batch_size=64))):
-        want, got = compile_programs(programs[-n:], MEM, **kw), pa.compile_arrays(pa.from_algorithms(programs[-n:], 16), **kw)
+        want, got = compile_programs(programs[-n:], MEM, **kw), compile_programs(pa.from_algorithms(programs[-n:], 16), MEM, **kw)
         assert got.num_programs == want.num_programs and got.length_buckets == want.length_buckets
         for g, w in zip(got[:3], want[:3], strict=True):
             assert g.ints.dtype == w.ints.dtype and np.array_equal(g.ints, w.ints)
             assert np.array_equal(g.floats.view(np.int64), w.floats.view(np.int64)) and np.array_equal(g.lengths, w.lengths)
-    learn = pa.component_for_interpreter(pa.from_algorithms(programs), "learn")
-    assert learn.ints.shape == (max(len(p.learn) for p in programs), 4, len(programs))
+    every = list(range(ops_lib.NUM_OPS))
+    with pytest.raises(ProgramError, match="program 1, learn instruction 0: op .* is not in the learn op subset"):
+        compile_programs(pa.from_algorithms([Algorithm(), SPECIAL]), MEM,
+                         op_subsets={"setup": every, "predict": every, "learn": [0]})
 
 
 def test_children_valid_sizes_in_limits_parents_untouched():

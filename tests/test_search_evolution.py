@@ -37,7 +37,7 @@ def make_search(**cfg) -> evo.RegularizedEvolution:
 
 
 def snapshot(state: evo.EvolutionState):
-    return [(isl.programs, isl.fitnesses.tolist(), isl.next_slot) for isl in state.islands]
+    return [(isl.algorithms(), isl.fitnesses.tolist(), isl.next_slot) for isl in state.islands]
 
 
 # ---------------------------------------------------------- selection --
@@ -84,7 +84,7 @@ def test_step_overwrites_oldest_in_sweep_order():
     assert snapshot(state) == before  # step does not modify its input
     isl = s1.islands[0]
     assert isl.next_slot == 3 and s1.num_individuals == 23 and s1.num_steps == 1
-    assert isl.programs[3:] == before[0][0][3:]
+    assert isl.algorithms()[3:] == before[0][0][3:]
     for _ in range(6):
         s1 = search.step(s1)
     assert s1.islands[0].next_slot == 21 % 20
@@ -96,13 +96,13 @@ def test_sequential_is_reference_order():
     search = make_search()
     state = search.init(3)
     rng = evo.make_rng(state.rng_state)
-    pop, fits = list(state.islands[0].programs), state.islands[0].fitnesses.copy()
+    pop, fits = state.islands[0].algorithms(), state.islands[0].fitnesses.copy()
     for slot in range(4):
         parent = pop[evo.tournament(rng, fits, 5)]
         child = search.mutator.mutate(rng, parent)
         pop[slot], fits[slot] = child, toy_fitness([child])[0]
         state = search.step(state)
-    assert state.islands[0].programs == pop and state.islands[0].fitnesses.tolist() == fits.tolist()
+    assert state.islands[0].algorithms() == pop and state.islands[0].fitnesses.tolist() == fits.tolist()
 
 
 def test_determinism():

@@ -2,8 +2,8 @@
 
 One job: measure, in one run, the host CPU time per child of
   reference:  `Mutator.mutate` per child (Algorithm objects) + `compile_programs` (packing)
-  arrays:     `ArrayMutator.mutate` over the step's parents (`ProgramArrays`) + `compile_arrays`
-              (`component_for_interpreter`: the same `CompiledBatch`, a transpose)
+  arrays:     `ArrayMutator.mutate` over the step's parents (`ProgramArrays`) + `compile_programs`
+              of the arrays (the same `CompiledBatch`, a transpose)
 on the demo config (population 1000 random programs of sizes 10/2/8, 250 children per step)
 and the baseline config (memory 5/9/2, F=16, its op sets and mutation types, sizes up to
 7/11/23; population 100 of mid-search sizes drawn uniformly in [min, max - 1]; 1, 10 and 100
@@ -29,11 +29,11 @@ import numpy as np
 from absl import app, flags
 
 from azero_jax import generators
+from azero_jax import program_arrays as pa
 from azero_jax.experiment import presets
 from azero_jax.jax_eval.compile import compile_programs
 from azero_jax.program import COMPONENTS
 from azero_jax.search import mutator as mutator_lib
-from azero_jax.search import program_arrays as pa
 from azero_jax.search.array_mutator import ArrayMutator
 
 FLAGS = flags.FLAGS
@@ -98,7 +98,7 @@ def array_step(mutator: ArrayMutator, arrays: pa.ProgramArrays):
         t0 = _clock()
         children = mutator.mutate(rng, arrays, winners)
         t1 = _clock()
-        pa.compile_arrays(children)
+        compile_programs(children, mutator.config.memory)
         t2 = _clock()
         return np.array([t1[0] - t0[0], t1[1] - t0[1], t2[0] - t1[0], t2[1] - t1[1]])
     return step

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from azero_jax.program import Algorithm
+from azero_jax.program_arrays import Programs, as_algorithms
 from azero_jax.search.fec import FECSpec
 from azero_jax.tasks import Task
 
@@ -120,10 +120,10 @@ class Backend(Protocol):
 
     tasks: Sequence[Task]
 
-    def probe(self, programs: Sequence[Algorithm], jobs: Jobs, *, num_train: int, num_valid: int,
+    def probe(self, programs: Programs, jobs: Jobs, *, num_train: int, num_valid: int,
               seed: int) -> ProbeErrors: ...
 
-    def full(self, programs: Sequence[Algorithm], jobs: Jobs) -> FullResults: ...
+    def full(self, programs: Programs, jobs: Jobs) -> FullResults: ...
 
 
 @runtime_checkable
@@ -140,7 +140,7 @@ class Evaluator(Protocol):
 
     tasks: Sequence[Task]
 
-    def evaluate(self, programs: Sequence[Algorithm],
+    def evaluate(self, programs: Programs,
                  tasks: Sequence[Sequence[int]] | None = None) -> list[float]: ...
 
     def set_population(self, fitnesses: np.ndarray) -> None: ...
@@ -161,12 +161,12 @@ class FunctionEvaluator:
         self.tasks = tuple(tasks)
         self.num_individuals = 0
 
-    def evaluate(self, programs: Sequence[Algorithm],
+    def evaluate(self, programs: Programs,
                  tasks: Sequence[Sequence[int]] | None = None) -> list[float]:
         if tasks is not None:
             raise ValueError("a plain fitness function cannot evaluate per-program task lists; "
                              "use an azero_jax.evaluation evaluator for islands with their own tasks")
-        values = list(self.fn(list(programs)))
+        values = list(self.fn(as_algorithms(programs)))
         self.num_individuals += len(values)
         return values
 

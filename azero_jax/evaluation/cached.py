@@ -28,7 +28,7 @@ import numpy as np
 from azero_jax import fitness as fitness_lib
 from azero_jax import rng as rng_lib
 from azero_jax.evaluation.base import Backend, Counters, Jobs, check_search_task_size
-from azero_jax.program import Algorithm
+from azero_jax.program_arrays import ProgramArrays, Programs, count
 from azero_jax.search.fec import FEC_RANDOM_SEED, FECCache, FECSpec, fec_hash_batch
 from azero_jax.search.train_budget import TrainBudget
 
@@ -142,7 +142,7 @@ class CachedEvaluator:
         self.hurdle_threshold = float(np.percentile(values, self.hurdle_percentile)) if values.size else None
 
     # -- evaluation --
-    def probe_keys(self, programs: Sequence[Algorithm], jobs: Jobs) -> tuple[np.ndarray, np.ndarray]:
+    def probe_keys(self, programs: Programs, jobs: Jobs) -> tuple[np.ndarray, np.ndarray]:
         """FEC keys (uint64) and probe train steps (int64) per job."""
         assert self.fec_spec is not None
         start = time.perf_counter()
@@ -154,7 +154,7 @@ class CachedEvaluator:
         self.timers["hash"] += time.perf_counter() - start
         return keys, np.asarray(probe.train_steps, dtype=np.int64)
 
-    def full(self, programs: Sequence[Algorithm], jobs: Jobs) -> tuple[np.ndarray, np.ndarray]:
+    def full(self, programs: Programs, jobs: Jobs) -> tuple[np.ndarray, np.ndarray]:
         """Fitness and train steps per job; a job with no train examples (over
         the train budget) is not trained and gets the minimum fitness, as in
         the reference."""
@@ -167,7 +167,7 @@ class CachedEvaluator:
             steps[live] = result.train_steps
         return fitness, steps
 
-    def _evaluate_jobs(self, programs: list[Algorithm], jobs: Jobs) -> list[float]:
+    def _evaluate_jobs(self, programs: Programs, jobs: Jobs) -> list[float]:
         """Per-job fitness: FEC probe + lookup (if on), then one batched full
         evaluation of the misses; counts train steps."""
         if self.cache is None:
@@ -205,26 +205,31 @@ class CachedEvaluator:
             self.cache.fill(key, marker, values[marker.job])
         return [v if isinstance(v, float) else values[v] for v in slots]
 
-    def _budgets(self, programs: Sequence[Algorithm]) -> np.ndarray:
+    def _budgets(self, programs: Programs) -> np.ndarray:
         """(programs, tasks) train examples of each full evaluation."""
         if self.train_budget is None:
-            return np.broadcast_to(self._max_train, (len(programs), len(self.tasks)))
+            return np.broadcast_to(self._max_train, (count(programs), len(self.tasks)))
+        if isinstance(programs, ProgramArrays):
+            return self.train_budget.train_examples_batch(programs, self._max_train)
         return np.array([[self.train_budget.train_examples(p, int(m)) for m in self._max_train.tolist()]
                          for p in programs], dtype=np.int64).reshape(len(programs), len(self.tasks))
 
-    def evaluate(self, programs: Sequence[Algorithm],
+    def evaluate(self, programs: Programs,
                  tasks: Sequence[Sequence[int]] | None = None) -> list[float]:
-        """Combined fitness of each program over all tasks, or over
-        `tasks[i]` (indices into this evaluator's task list) for program i:
-        islands that search different task collections share one evaluator
-        (one batched call, one FEC cache: keys include the task index)."""
-        programs = list(programs)
+        """Combined fitness of each program (`Algorithm`s or a `ProgramArrays`
+        batch) over all tasks, or over `tasks[i]` (indices into this
+        evaluator's task list) for program i: islands that search different
+        task collections share one evaluator (one batched call, one FEC
+        cache: keys include the task index)."""
+        if not isinstance(programs, ProgramArrays):
+            programs = list(programs)
+        num = count(programs)
         n = len(self.tasks)
         if tasks is None:
-            task_lists: list[Sequence[int]] = [tuple(range(n))] * len(programs)
+            task_lists: list[Sequence[int]] = [tuple(range(n))] * num
         else:
-            if len(tasks) != len(programs):
-                raise ValueError(f"tasks: one task list per program expected ({len(programs)}), got {len(tasks)}")
+            if len(tasks) != num:
+                raise ValueError(f"tasks: one task list per program expected ({num}), got {len(tasks)}")
             task_lists = [tuple(int(t) for t in ts) for ts in tasks]
             for ts in task_lists:
                 if not ts or min(ts) < 0 or max(ts) >= n:
@@ -233,8 +238,8 @@ class CachedEvaluator:
         budgets = self._budgets(programs)
         # Each individual's full evaluations draw from their own stream, keyed
         # by its number (see `rng.evaluation_seeds`).
-        seeds = rng_lib.evaluation_seeds(self.seed, self.num_individuals, len(programs)).astype(np.int64)
-        self.num_individuals += len(programs)
+        seeds = rng_lib.evaluation_seeds(self.seed, self.num_individuals, num).astype(np.int64)
+        self.num_individuals += num
 
         def evaluate_on(which: Sequence[int], lists: Sequence[Sequence[int]]) -> list[list[float]]:
             """Per-task fitnesses of programs `which` on their task `lists`."""
@@ -247,7 +252,7 @@ class CachedEvaluator:
                 i += len(ts)
             return out
 
-        everyone = range(len(programs))
+        everyone = range(num)
         if not self.hurdle_tasks or self.hurdle_threshold is None:
             return [fitness_lib.combine(v, self.combination) for v in evaluate_on(everyone, task_lists)]
         k = self.hurdle_tasks

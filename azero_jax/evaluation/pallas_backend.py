@@ -40,7 +40,8 @@ import numpy as np
 from azero_jax import fitness as fitness_lib
 from azero_jax import jax_eval, pallas_eval
 from azero_jax.evaluation.xla_backend import DEFAULT_CHUNK, XlaBackend
-from azero_jax.program import Algorithm, MemoryShape
+from azero_jax.program import MemoryShape
+from azero_jax.program_arrays import Programs
 from azero_jax.tasks import Task
 
 
@@ -74,7 +75,7 @@ class PallasBackend(XlaBackend):
     def _round(self, size: int) -> int:
         return size  # one kernel on one device: no sharding multiple
 
-    def _dispatch(self, programs: Sequence[Algorithm], arrays: jax_eval.TaskArrays, *, seed: int | np.ndarray,
+    def _dispatch(self, programs: Programs, arrays: jax_eval.TaskArrays, *, seed: int | np.ndarray,
                   num_train_examples: int | np.ndarray, batch_size: int, probe: bool):
         # The probe reads the per-step details; `full` reads only fitness and
         # train steps, so the kernel skips writing the details there.

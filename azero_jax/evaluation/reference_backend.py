@@ -15,7 +15,8 @@ import numpy as np
 from azero_jax import fitness as fitness_lib
 from azero_jax import reference
 from azero_jax.evaluation.base import FullResults, Jobs, ProbeErrors
-from azero_jax.program import Algorithm, MemoryShape
+from azero_jax.program import MemoryShape
+from azero_jax.program_arrays import Programs, as_algorithms
 from azero_jax.tasks import Task
 
 
@@ -32,8 +33,9 @@ class ReferenceBackend:
         self.memory = memory
         self.max_abs_error = float(max_abs_error)
 
-    def probe(self, programs: Sequence[Algorithm], jobs: Jobs, *, num_train: int, num_valid: int,
+    def probe(self, programs: Programs, jobs: Jobs, *, num_train: int, num_valid: int,
               seed: int) -> ProbeErrors:
+        programs = as_algorithms(programs)
         rows, steps = [], np.zeros(len(jobs), dtype=np.int64)
         for j, (p, t) in enumerate(zip(jobs.program.tolist(), jobs.task.tolist(), strict=True)):
             r = reference.evaluate_task(programs[p], self.tasks[t], self.memory, seed=seed,
@@ -48,7 +50,8 @@ class ReferenceBackend:
             errors[j, :row.size] = row
         return ProbeErrors(errors, lengths, steps)
 
-    def full(self, programs: Sequence[Algorithm], jobs: Jobs) -> FullResults:
+    def full(self, programs: Programs, jobs: Jobs) -> FullResults:
+        programs = as_algorithms(programs)
         fitness = np.zeros(len(jobs), dtype=np.float64)
         steps = np.zeros(len(jobs), dtype=np.int64)
         for j, (p, t, n, s) in enumerate(zip(jobs.program.tolist(), jobs.task.tolist(),

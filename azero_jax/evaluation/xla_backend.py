@@ -43,6 +43,7 @@ from azero_jax import jax_eval
 from azero_jax import ops as ops_lib
 from azero_jax.evaluation.base import FullResults, Jobs, ProbeErrors
 from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
+from azero_jax.program_arrays import Programs, count, select
 from azero_jax.tasks import Task
 
 # Smallest padded batch: fewer buckets (compiles) at little cost on CPU.
@@ -149,7 +150,7 @@ class XlaBackend:
     def _round(self, size: int) -> int:
         return -(-size // self.num_devices) * self.num_devices
 
-    def _dispatch(self, programs: Sequence[Algorithm], arrays: jax_eval.TaskArrays, *, seed: int | np.ndarray,
+    def _dispatch(self, programs: Programs, arrays: jax_eval.TaskArrays, *, seed: int | np.ndarray,
                   num_train_examples: int | np.ndarray, batch_size: int, probe: bool):
         """Starts one chunk (a subclass may run another kernel); `_result` waits for it."""
         return jax_eval.dispatch_batch(programs, arrays, self.memory, op_subsets=self.op_subsets, dtype=self.dtype,
@@ -161,7 +162,7 @@ class XlaBackend:
     def _result(pending) -> tuple[np.ndarray, jax_eval.Details]:
         return pending.result()
 
-    def _run(self, programs: Sequence[Algorithm], arrays: jax_eval.TaskArrays, *, seed: int | np.ndarray,
+    def _run(self, programs: Programs, arrays: jax_eval.TaskArrays, *, seed: int | np.ndarray,
              num_train_examples: int | np.ndarray, fixed_size: bool = False) -> tuple[np.ndarray, jax_eval.Details]:
         """The batch in chunks; fitness and details concatenated over chunks
         (num_train_examples: int, or per program and task; seed: one for all,
@@ -169,11 +170,12 @@ class XlaBackend:
         `chunk` programs. Details a kernel did not write stay None."""
         per_program = isinstance(num_train_examples, np.ndarray) and num_train_examples.ndim == 2
         pending = []
-        for lo in range(0, len(programs), self.chunk):
-            part = list(programs[lo:lo + self.chunk])
+        n = count(programs)
+        for lo in range(0, n, self.chunk):
+            part = programs if n <= self.chunk else select(programs, np.arange(lo, min(lo + self.chunk, n)))
             counts = num_train_examples[lo:lo + self.chunk] if per_program else num_train_examples
             part_seed = seed[lo:lo + self.chunk] if isinstance(seed, np.ndarray) else seed
-            size = self.chunk if fixed_size else self._round(batch_size_for(len(part), min(MIN_BATCH, self.chunk)))
+            size = self.chunk if fixed_size else self._round(batch_size_for(count(part), min(MIN_BATCH, self.chunk)))
             pending.append(self._dispatch(part, arrays, seed=part_seed, num_train_examples=counts, batch_size=size,
                                           probe=fixed_size))
         results = [self._result(p) for p in pending]
@@ -190,13 +192,13 @@ class XlaBackend:
             if positions.size:
                 yield group, positions, programs, rows, cols
 
-    def probe(self, programs: Sequence[Algorithm], jobs: Jobs, *, num_train: int, num_valid: int,
+    def probe(self, programs: Programs, jobs: Jobs, *, num_train: int, num_valid: int,
               seed: int) -> ProbeErrors:
         errors = np.zeros((len(jobs), num_train + num_valid), dtype=np.float64)
         lengths = np.zeros(len(jobs), dtype=np.int64)
         steps = np.zeros(len(jobs), dtype=np.int64)
         for group, positions, prog_ids, rows, cols in self._split(jobs):
-            _, d = self._run([programs[p] for p in prog_ids.tolist()], group.probe_arrays(num_train, num_valid),
+            _, d = self._run(select(programs, prog_ids), group.probe_arrays(num_train, num_valid),
                              seed=seed, num_train_examples=num_train, fixed_size=True)
             errors[positions], lengths[positions], steps[positions] = self._probe_errors(
                 group, d, rows, cols, num_train, num_valid)
@@ -230,7 +232,7 @@ class XlaBackend:
             both = np.take_along_axis(both, order, axis=1)
         return both, train_len + valid_len, train_steps
 
-    def full(self, programs: Sequence[Algorithm], jobs: Jobs) -> FullResults:
+    def full(self, programs: Programs, jobs: Jobs) -> FullResults:
         fitness = np.zeros(len(jobs), dtype=np.float64)
         steps = np.zeros(len(jobs), dtype=np.int64)
         for group, positions, prog_ids, rows, cols in self._split(jobs):
@@ -241,7 +243,7 @@ class XlaBackend:
             seeds[rows] = jobs.seed[positions]
             if not np.array_equal(seeds[rows], jobs.seed[positions]):
                 raise ValueError("the jobs of one program must share one random stream seed (one lane per program)")
-            fit, d = self._run([programs[p] for p in prog_ids.tolist()], group.arrays, seed=seeds,
+            fit, d = self._run(select(programs, prog_ids), group.arrays, seed=seeds,
                                num_train_examples=counts)
             fitness[positions] = fit[rows, cols]
             steps[positions] = d.train_steps[rows, cols]

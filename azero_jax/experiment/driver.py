@@ -52,6 +52,7 @@ from azero_jax.experiment.resume import COUNTER_KEYS
 from azero_jax.program import Algorithm
 from azero_jax.search import evolution as evolution_lib
 from azero_jax.search import mutator as mutator_lib
+from azero_jax.search.array_mutator import ArrayMutator
 
 MIN_CHECKPOINT_SECONDS = 5.0  # the shortest periodic-checkpoint interval
 CHECKPOINT_FRACTION = 0.1  # ... else this fraction of the elapsed time, up to checkpoint_every_seconds
@@ -144,7 +145,8 @@ class _Run:
             combination=cfg.fitness_combination, hurdles=True, task_groups=None if groups is None else groups[0])
         mutator_cfg = cfg.mutator_config(memory.features)
         generator = mutator_lib.InitialPopulation.from_config(cfg.initial_population, cfg.init_sizes, mutator_cfg)
-        evo = evolution_lib.RegularizedEvolution(cfg.evolution_config(), mutator_lib.Mutator(mutator_cfg), generator,
+        # The vectorized mutator over array-held populations (search/array_mutator.py).
+        evo = evolution_lib.RegularizedEvolution(cfg.evolution_config(), ArrayMutator(mutator_cfg), generator,
                                                  evaluator, log=None, island_tasks=None if groups is None else groups[1])
         return evaluator, evo
 

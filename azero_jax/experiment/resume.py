@@ -129,8 +129,8 @@ def check_population_shape(state: evolution_lib.EvolutionState, config: Experime
         raise ValueError(f"{len(state.islands)} islands, the config has {config.num_islands}")
     for island in state.islands:
         p = config.population_size
-        if len(island.programs) != p or island.fitnesses.shape != (p,) or not 0 <= island.next_slot < p:
-            raise ValueError(f"an island of {len(island.programs)} programs / {island.fitnesses.shape} fitnesses / "
+        if island.size != p or island.fitnesses.shape != (p,) or not 0 <= island.next_slot < p:
+            raise ValueError(f"an island of {island.size} programs / {island.fitnesses.shape} fitnesses / "
                              f"next slot {island.next_slot}, the population size is {p}")
 
 

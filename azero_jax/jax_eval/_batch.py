@@ -19,6 +19,7 @@ from azero_jax import ops as ops_lib
 from azero_jax.jax_eval.compile import CompiledBatch, compile_programs
 from azero_jax.jax_eval.interpreter import Static, build_evaluator
 from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
+from azero_jax.program_arrays import ProgramArrays
 from azero_jax.tasks import Task
 
 DTYPES = ("float64", "float32")
@@ -236,7 +237,7 @@ def compiled_executable(batch: CompiledBatch, tasks: Sequence[Task] | TaskArrays
         return build_evaluator(st, devices).lower(*args).compile()
 
 
-def evaluate_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
+def evaluate_batch(programs: Sequence[Algorithm] | ProgramArrays, tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
                    op_subsets: dict[str, Sequence[int]] | None = None, dtype: str = "float64", seed: Any = 0,
                    max_abs_error: float = fitness_lib.MAX_ABS_ERROR, num_train_examples: Any = None,
                    return_details: bool = False, devices: Sequence[Any] | None = None,
@@ -245,7 +246,7 @@ def evaluate_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskAr
     or (fitness, `Details`) with return_details.
 
     Args:
-      programs: algorithms to evaluate.
+      programs: algorithms to evaluate (a list, or a `ProgramArrays` batch).
       tasks: tasks sharing F and train/valid sizes (see the package docstring).
       memory: S/V/M counts; F is taken from the tasks.
       op_subsets: {"setup": ids, "predict": ids, "learn": ids}: the ops the
@@ -268,7 +269,7 @@ def evaluate_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskAr
                           return_details=return_details, devices=devices, batch_size=batch_size, gate=gate).result()
 
 
-def dispatch_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
+def dispatch_batch(programs: Sequence[Algorithm] | ProgramArrays, tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
                    op_subsets: dict[str, Sequence[int]] | None = None, dtype: str = "float64", seed: Any = 0,
                    max_abs_error: float = fitness_lib.MAX_ABS_ERROR, num_train_examples: Any = None,
                    return_details: bool = False, devices: Sequence[Any] | None = None,

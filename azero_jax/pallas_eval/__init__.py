@@ -82,6 +82,7 @@ from azero_jax.pallas_eval.kernel import (
     trace_count,
 )
 from azero_jax.program import Algorithm, MemoryShape
+from azero_jax.program_arrays import ProgramArrays
 from azero_jax.tasks import Task
 
 __all__ = ["TRITON_CALL", "KernelArgs", "KernelConfig", "default_interpret", "dispatch_batch", "evaluate_batch",
@@ -164,7 +165,7 @@ class PendingEvaluation:
         return fitness, details
 
 
-def dispatch_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
+def dispatch_batch(programs: Sequence[Algorithm] | ProgramArrays, tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
                    op_subsets: dict[str, Sequence[int]] | None = None, dtype: str = "float64", seed: Any = 0,
                    max_abs_error: float = fitness_lib.MAX_ABS_ERROR, num_train_examples: Any = None,
                    return_details: bool = False, batch_size: int | None = None,
@@ -183,7 +184,7 @@ def dispatch_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskAr
     return PendingEvaluation(out, arrays, cfg, batch.num_programs, return_details)
 
 
-def evaluate_batch(programs: Sequence[Algorithm], tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
+def evaluate_batch(programs: Sequence[Algorithm] | ProgramArrays, tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
                    op_subsets: dict[str, Sequence[int]] | None = None, dtype: str = "float64", seed: Any = 0,
                    max_abs_error: float = fitness_lib.MAX_ABS_ERROR, num_train_examples: Any = None,
                    return_details: bool = False, batch_size: int | None = None, interpret: bool | None = None):

@@ -36,8 +36,8 @@ import numpy as np
 
 from azero_jax import ops as ops_lib
 from azero_jax.program import COMPONENTS
+from azero_jax.program_arrays import ComponentCode, ProgramArrays
 from azero_jax.search import mutator as mutator_lib
-from azero_jax.search.program_arrays import ComponentCode, ProgramArrays
 
 # Mutation type ids: indices into `mutator.MUTATION_TYPES` (the reference's enum).
 (ALTER_PARAM, RANDOMIZE_INSTRUCTION, RANDOMIZE_COMPONENT_FUNCTION, IDENTITY, INSERT_INSTRUCTION,

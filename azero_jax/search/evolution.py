@@ -8,12 +8,20 @@ state's types and checkpoint (de)serialization live in `evolution_state`
 (re-exported here).
 
 Batching: each step draws `children_per_step` parents per island by
-independent tournaments on the population as it is before the step (all
-tournament draws of an island first, then the mutations), mutates them,
-evaluates all children of all islands in ONE `Evaluator.evaluate` call, and
-writes them over the oldest slots in sweep order. `children_per_step = 1` is
-the reference's sequential algorithm (each tournament sees the previous
+independent tournaments on the population as it is before the step, mutates
+them, evaluates all children of all islands in ONE `Evaluator.evaluate` call,
+and writes them over the oldest slots in sweep order. `children_per_step = 1`
+is the reference's sequential algorithm (each tournament sees the previous
 child); larger values trade that for device-sized batches.
+
+Populations are held as arrays (`program_arrays.ProgramArrays`, one per
+island) and children go to the evaluator as one array batch: `Algorithm`
+objects appear only at the edges (the init model, printing, checkpoints).
+Two mutators fit: `ArrayMutator` (the search's: all tournaments of all
+islands, then one vectorized mutation of the whole step's parents; ~2 us of
+host time per child instead of ~37 with objects, tools/benchmark_mutation.py)
+and the object `Mutator` (the reference's per-child draw order, island by
+island: tournaments, then mutations; its children are packed into arrays).
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from azero_jax import program_arrays as pa
 from azero_jax.evaluation.base import Evaluator, as_evaluator
 from azero_jax.program import Algorithm
+from azero_jax.search.array_mutator import ArrayMutator
 from azero_jax.search.evolution_state import (  # noqa: F401 (re-exported: the driver and tests use them here)
     EvolutionState,
     Island,
@@ -148,7 +158,7 @@ class RegularizedEvolution:
     island's tasks, since fitnesses on different tasks do not compare.
     """
 
-    def __init__(self, config: EvolutionConfig, mutator: Mutator, generator: ProgramSource,
+    def __init__(self, config: EvolutionConfig, mutator: Mutator | ArrayMutator, generator: ProgramSource,
                  evaluator: Evaluator | EvaluateFn, *, log: Callable[[str], None] | None = print,
                  island_tasks: Sequence[Sequence[int]] | None = None):
         self.config = config
@@ -166,7 +176,15 @@ class RegularizedEvolution:
         # Wall seconds per phase (profiling only).
         self.timers: dict[str, float] = collections.defaultdict(float)
 
-    def _evaluate(self, programs: list[Algorithm], islands: Sequence[int] | None = None) -> np.ndarray:
+    @property
+    def capacity(self) -> tuple[int, int, int] | None:
+        """Array capacities of packed programs (the array mutator's size limits)."""
+        return self.mutator.capacity if isinstance(self.mutator, ArrayMutator) else None
+
+    def _pack(self, programs: list[Algorithm]) -> pa.ProgramArrays:
+        return pa.from_algorithms(programs, self.capacity)
+
+    def _evaluate(self, programs: pa.ProgramArrays, islands: Sequence[int] | None = None) -> np.ndarray:
         """Fitnesses of `programs`; `islands[i]` is program i's island (only
         read when islands search on different tasks)."""
         if self.island_tasks is None:
@@ -175,18 +193,18 @@ class RegularizedEvolution:
             assert islands is not None
             tasks = [self.island_tasks[k] for k in islands]
             values = np.asarray(list(self.evaluator.evaluate(programs, tasks=tasks)), dtype=np.float64)
-        if values.shape != (len(programs),):
+        if values.shape != (programs.batch,):
             raise ValueError(f"the evaluator returned {values.shape[0] if values.ndim else 0} fitnesses "
-                             f"for {len(programs)} programs")
+                             f"for {programs.batch} programs")
         return values
 
     @staticmethod
-    def _track_best(state: EvolutionState, programs: list[Algorithm], values: np.ndarray) -> None:
+    def _track_best(state: EvolutionState, programs: pa.ProgramArrays, values: np.ndarray) -> None:
         if not len(values):
             return
         i = best_index(values)
         if state.best_program is None or values[i] > state.best_fitness:
-            state.best_program, state.best_fitness = programs[i], float(values[i])
+            state.best_program, state.best_fitness = pa.to_algorithms(pa.take(programs, [i]))[0], float(values[i])
 
     def init(self, rng: np.random.Generator | int) -> EvolutionState:
         """Reference `Init`: every slot gets the init model followed by
@@ -196,14 +214,18 @@ class RegularizedEvolution:
         cfg = self.config
         programs = []
         for _ in range(cfg.num_islands * cfg.population_size):
-            programs.append(self.mutator.mutate(rng, self.generator(rng), num_mutations=0))
+            program = self.generator(rng)
+            if not isinstance(self.mutator, ArrayMutator):
+                program = self.mutator.mutate(rng, program, num_mutations=0)
+            programs.append(program)
+        packed = self._pack(programs)
         p = cfg.population_size
-        values = self._evaluate(programs, [i // p for i in range(len(programs))])
-        islands = [Island(programs[k * p:(k + 1) * p], values[k * p:(k + 1) * p].copy(), 0)
+        values = self._evaluate(packed, [i // p for i in range(len(programs))])
+        islands = [Island(pa.take(packed, np.arange(k * p, (k + 1) * p)), values[k * p:(k + 1) * p].copy(), 0)
                    for k in range(cfg.num_islands)]
         state = EvolutionState(islands=islands, rng_state=copy_rng_state(rng.bit_generator.state),
                                num_individuals=len(programs))
-        self._track_best(state, programs, values)
+        self._track_best(state, packed, values)
         self.maybe_log_progress(state)
         return state
 
@@ -215,40 +237,49 @@ class RegularizedEvolution:
         start = time.perf_counter()
         state = state.copy()
         rng = make_rng(state.rng_state)
-        children: list[Algorithm] = []
-        for island in state.islands:
-            if cfg.random_search:
-                children.extend(self.generator(rng) for _ in range(cfg.children_per_step))
-            elif cfg.children_per_step == 1:  # the reference's draw order
-                parent = island.programs[tournament(rng, island.fitnesses, cfg.tournament_size)]
-                children.append(self.mutator.mutate(rng, parent, num_mutations=1))
-            else:  # all tournaments of the island first (same distribution), then the mutations
-                winners = tournaments(rng, island.fitnesses, cfg.tournament_size, cfg.children_per_step)
-                children.extend(self.mutator.mutate(rng, island.programs[w], num_mutations=1)
-                                for w in winners.tolist())
+        children = self._children(rng, state)
         self.timers["select_mutate"] += time.perf_counter() - start
         self.evaluator.set_population(all_fitnesses(state))  # hurdles: the threshold follows the population
         start = time.perf_counter()
         k = cfg.children_per_step
-        values = self._evaluate(children, [i // k for i in range(len(children))])
+        values = self._evaluate(children, np.repeat(np.arange(cfg.num_islands), k).tolist())
         self.timers["evaluate"] += time.perf_counter() - start
         for n, island in enumerate(state.islands):
-            for j in range(k):
-                slot = island.next_slot
-                island.programs[slot] = children[n * k + j]
-                island.fitnesses[slot] = values[n * k + j]
-                island.next_slot = (slot + 1) % cfg.population_size
-        state.num_individuals += len(children)
+            slots = (island.next_slot + np.arange(k)) % cfg.population_size
+            island.programs = pa.assign(island.programs, slots, pa.take(children, np.arange(n * k, (n + 1) * k)))
+            island.fitnesses[slots] = values[n * k:(n + 1) * k]
+            island.next_slot = int(slots[-1] + 1) % cfg.population_size
+        state.num_individuals += children.batch
         state.num_steps += 1
         self._track_best(state, children, values)
         if cfg.num_islands > 1 and cfg.migration_every and state.num_steps % cfg.migration_every == 0:
             reevaluate = None
             if self.island_tasks is not None:
-                def reevaluate(program: Algorithm, island: int) -> float:
-                    return float(self._evaluate([program], [island])[0])
+                def reevaluate(program: pa.ProgramArrays, island: int) -> float:
+                    return float(self._evaluate(program, [island])[0])
             migrate(state, reevaluate)
         state.rng_state = copy_rng_state(rng.bit_generator.state)
         return state
+
+    def _children(self, rng: np.random.Generator, state: EvolutionState) -> pa.ProgramArrays:
+        """The step's children of all islands, island by island (see the module docstring)."""
+        cfg = self.config
+        k = cfg.children_per_step
+        if cfg.random_search:
+            return self._pack([self.generator(rng) for _ in range(k * cfg.num_islands)])
+        if isinstance(self.mutator, ArrayMutator):  # every tournament first, then one mutation call
+            winners = [tournaments(rng, island.fitnesses, cfg.tournament_size, k) for island in state.islands]
+            parents = pa.concatenate([pa.take(isl.programs, w) for isl, w in zip(state.islands, winners, strict=True)])
+            return self.mutator.mutate(rng, parents)
+        children: list[Algorithm] = []
+        for island in state.islands:
+            if k == 1:  # the reference's draw order
+                winners = [tournament(rng, island.fitnesses, cfg.tournament_size)]
+            else:  # all tournaments of the island first (same distribution), then the mutations
+                winners = tournaments(rng, island.fitnesses, cfg.tournament_size, k).tolist()
+            children.extend(self.mutator.mutate(rng, parent, num_mutations=1)
+                            for parent in pa.to_algorithms(pa.take(island.programs, winners)))
+        return self._pack(children)
 
     def completed_sweep(self, state: EvolutionState) -> bool:
         """True right after a step that finished a sweep of P children per
@@ -358,22 +389,23 @@ class RegularizedEvolution:
         return state
 
 
-def migrate(state: EvolutionState, reevaluate: Callable[[Algorithm, int], float] | None = None) -> None:
+def migrate(state: EvolutionState,
+            reevaluate: Callable[[pa.ProgramArrays, int], float] | None = None) -> None:
     """Ring migration (in place): a copy of island i's best replaces the
     oldest individual of island i+1 (all bests taken before any insert).
-    `reevaluate(program, island)`, if given, gives the migrant's fitness on
-    its new island (islands searching different tasks)."""
+    `reevaluate(program, island)`, if given, gives the migrant's (a batch of
+    one) fitness on its new island (islands searching different tasks)."""
     bests = []
     for island in state.islands:
         i = best_index(island.fitnesses)
-        bests.append((island.programs[i], float(island.fitnesses[i])))
+        bests.append((pa.take(island.programs, [i]), float(island.fitnesses[i])))
     n = len(state.islands)
     for src, (program, fit) in enumerate(bests):
         dst = state.islands[(src + 1) % n]
         slot = dst.next_slot
-        dst.programs[slot] = program
+        dst.programs = pa.assign(dst.programs, [slot], program)
         dst.fitnesses[slot] = fit if reevaluate is None else reevaluate(program, (src + 1) % n)
-        dst.next_slot = (slot + 1) % len(dst.programs)
+        dst.next_slot = (slot + 1) % dst.size
 
 
 def all_fitnesses(state: EvolutionState) -> np.ndarray:
@@ -385,8 +417,8 @@ def best_of_population(state: EvolutionState) -> tuple[Algorithm, float]:
     population(s), first island / first index on ties."""
     fits = all_fitnesses(state)
     i = best_index(fits)
-    p = len(state.islands[0].programs)
-    return state.islands[i // p].programs[i % p], float(fits[i])
+    p = state.islands[0].size
+    return state.islands[i // p].program(i % p), float(fits[i])
 
 
 def result(state: EvolutionState, config: EvolutionConfig) -> tuple[Algorithm, float]:

@@ -16,20 +16,37 @@ from typing import Any
 
 import numpy as np
 
+from azero_jax import program_arrays as pa
 from azero_jax import serialization
 from azero_jax.program import Algorithm
 
 
 @dataclasses.dataclass
 class Island:
-    """One population as a circular buffer: `next_slot` holds the oldest."""
+    """One population as a circular buffer: `next_slot` holds the oldest.
+    The programs are held as arrays (`ProgramArrays`, the search's hot-path
+    form); `program(i)` / `algorithms()` give them as `Algorithm`s."""
 
-    programs: list[Algorithm]
+    programs: pa.ProgramArrays
     fitnesses: np.ndarray
     next_slot: int = 0
 
+    def __post_init__(self):
+        if not isinstance(self.programs, pa.ProgramArrays):
+            self.programs = pa.from_algorithms(list(self.programs))
+
+    @property
+    def size(self) -> int:
+        return self.programs.batch
+
+    def program(self, i: int) -> Algorithm:
+        return pa.to_algorithms(pa.take(self.programs, [i]))[0]
+
+    def algorithms(self) -> list[Algorithm]:
+        return pa.to_algorithms(self.programs)
+
     def copy(self) -> Island:
-        return Island(list(self.programs), self.fitnesses.copy(), self.next_slot)
+        return Island(pa.copy(self.programs), self.fitnesses.copy(), self.next_slot)
 
 
 @dataclasses.dataclass
@@ -65,7 +82,7 @@ def state_to_dict(state: EvolutionState) -> dict[str, Any]:
     """JSON-friendly checkpoint of the state (programs in the package's JSON
     program form; the float64 fitnesses as Python floats, exact via repr)."""
     return {
-        "islands": [{"programs": [serialization.algorithm_to_dict(p) for p in isl.programs],
+        "islands": [{"programs": [serialization.algorithm_to_dict(p) for p in isl.algorithms()],
                      "fitnesses": [float(f) for f in isl.fitnesses], "next_slot": isl.next_slot}
                     for isl in state.islands],
         "rng_state": jsonable(state.rng_state),

@@ -13,9 +13,14 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from azero_jax import ops as ops_lib
 from azero_jax import programs as programs_lib
 from azero_jax.program import Algorithm, Instruction
+from azero_jax.program_arrays import ComponentCode, ProgramArrays
+
+_OP_COSTS = np.array([float(op.cost) for op in ops_lib.OPS], dtype=np.float64)
 
 DEFAULT_THRESHOLD_FACTOR = 2.0
 
@@ -25,6 +30,15 @@ def component_cost(instructions: Sequence[Instruction]) -> float:
     cost = 0.0
     for instr in instructions:
         cost += float(ops_lib.OPS[instr.op].cost)
+    return cost
+
+
+def component_costs(code: ComponentCode) -> np.ndarray:
+    """`component_cost` of every program of a packed component (B,), summed
+    position by position in program order (the same float64 additions)."""
+    cost = np.zeros(code.lengths.shape[0], dtype=np.float64)
+    for k in range(int(code.lengths.max(initial=0))):
+        cost += np.where(k < code.lengths, _OP_COSTS[code.ints[:, k, 0]], 0.0)
     return cost
 
 
@@ -62,6 +76,15 @@ class TrainBudget:
         train = component_cost(algorithm.predict) + component_cost(algorithm.learn)
         baseline = self.baseline_setup_cost + n * self.baseline_train_cost
         return int(budget) if setup + n * train <= baseline * self.threshold_factor else 0
+
+    def train_examples_batch(self, programs: ProgramArrays, budgets: np.ndarray) -> np.ndarray:
+        """`train_examples` of every packed program (rows) for every budget
+        (columns): an int64 array (B, len(budgets))."""
+        n = np.asarray(budgets, dtype=np.int64)[None, :]
+        setup = component_costs(programs.setup)[:, None]
+        train = (component_costs(programs.predict) + component_costs(programs.learn))[:, None]
+        baseline = self.baseline_setup_cost + n.astype(np.float64) * self.baseline_train_cost
+        return np.where(setup + n * train <= baseline * self.threshold_factor, n, 0)
 
 
 @dataclasses.dataclass(frozen=True)

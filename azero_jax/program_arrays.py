@@ -5,14 +5,16 @@ One job: hold B programs per component function as ``ints`` (B, L_c, 4) int32
 (d, f0, f1, f2; f0-f2 hold the float32-representable values exactly as
 `Instruction` stores them) and ``lengths`` (B,) int32, and convert at the
 edges: `from_algorithms` / `to_algorithms` (exact round trip, NaN, inf and -0
-included), `take` / `concatenate` (selection, merging), and the interpreter's
-(L, 4, B) layout (`component_for_interpreter`, `compile_arrays`).
+included), `take` / `concatenate` / `assign` (selection, merging, population
+slots). `jax_eval.compile_programs` packs a batch for the interpreter (a
+transpose); `Programs` is what evaluators accept: a list of `Algorithm`s or a
+`ProgramArrays` (`as_algorithms`, `select`, `count` work on both).
 
 Why (tools/benchmark_mutation.py, 2-core CPU): building children as
 `Instruction` / `Algorithm` objects costs ~22 us per random instruction, and
 packing them for the interpreter (`compile_programs`) 15-25 us per child
 (demo 17.4 at 250 children per step, baseline 14.7 / 24 at 100 / 10); from
-arrays, `compile_arrays` gives the same `CompiledBatch` at 0.3 us per child
+arrays, `compile_programs` gives the same `CompiledBatch` at 0.3 us per child
 (demo; a transpose into the padded buffer, ~25 us per call), and selection is
 one fancy index.
 
@@ -67,14 +69,6 @@ class ProgramArrays(NamedTuple):
     def sizes(self) -> np.ndarray:
         """(B, 3) int: every program's component sizes."""
         return np.stack([c.lengths for c in self], axis=1)
-
-
-class InterpreterComponent(NamedTuple):
-    """`jax_eval.compile.ComponentArrays`' layout (same field order)."""
-
-    ints: np.ndarray  # (L, 4, batch) int32
-    floats: np.ndarray  # (L, 4, batch) float64
-    lengths: np.ndarray  # (batch,) int32
 
 
 # ------------------------------------------------------------ edges --
@@ -183,44 +177,42 @@ def concatenate(batches: Sequence[ProgramArrays]) -> ProgramArrays:
                            for c in COMPONENTS))
 
 
-# ----------------------------------------------------- interpreter --
-
-def component_for_interpreter(arrays: ProgramArrays, comp: str, *, length: int | None = None,
-                              batch: int | None = None) -> InterpreterComponent:
-    """Component `comp` in compile.py's (L, 4, batch) layout: L = `length`
-    (default: the longest program), `batch` >= B (padding programs have length
-    0); a transpose into a zeroed buffer."""
-    code = arrays.component(comp)
-    b = arrays.batch
-    length = int(code.lengths.max(initial=0)) if length is None else int(length)
-    batch = b if batch is None else int(batch)
-    if batch < b or length < int(code.lengths.max(initial=0)):
-        raise ValueError(f"{comp}: length {length} / batch {batch} cannot hold these {b} programs")
-    keep = min(length, code.capacity)
-    ints = np.zeros((length, 4, batch), np.int32)
-    floats = np.zeros((length, 4, batch), np.float64)
-    ints[:keep, :, :b] = code.ints[:, :keep].transpose(1, 2, 0)
-    floats[:keep, :, :b] = code.floats[:, :keep].transpose(1, 2, 0)
-    lengths = np.zeros((batch,), np.int32)
-    lengths[:b] = code.lengths
-    return InterpreterComponent(ints, floats, lengths)
+def assign(dst: ProgramArrays, slots, src: ProgramArrays) -> ProgramArrays:
+    """`dst` with rows `slots` replaced by `src`'s programs (in place when
+    `dst`'s capacities hold them; else a grown copy). Returns the result."""
+    if any(s > d for s, d in zip(src.capacities, dst.capacities, strict=True)):
+        dst = with_capacity(dst, tuple(max(s, d) for s, d in zip(src.capacities, dst.capacities, strict=True)))
+    slots = np.asarray(slots, dtype=np.intp)
+    for d, s in zip(dst, src, strict=True):
+        cap = s.capacity
+        d.ints[slots, :cap], d.ints[slots, cap:] = s.ints, 0
+        d.floats[slots, :cap], d.floats[slots, cap:] = s.floats, 0.0
+        d.lengths[slots] = s.lengths
+    return dst
 
 
-def compile_arrays(arrays: ProgramArrays, *, batch_multiple: int = 1, batch_size: int | None = None,
-                   min_lengths: dict[str, int] | None = None):
-    """`jax_eval.compile.compile_programs` of the same programs (same length
-    and batch buckets), from the arrays: no per-instruction work. Imports
-    the JAX package (only when called)."""
-    from azero_jax.jax_eval import compile as compile_lib
+def copy(arrays: ProgramArrays) -> ProgramArrays:
+    return ProgramArrays(*(ComponentCode(c.ints.copy(), c.floats.copy(), c.lengths.copy()) for c in arrays))
 
-    n = arrays.batch
-    batch = compile_lib.padded_batch_size(n, batch_multiple, batch_size)
-    comps = []
-    for comp in COMPONENTS:
-        longest = int(arrays.component(comp).lengths.max(initial=0))
-        length = compile_lib.length_bucket(longest, (min_lengths or {}).get(comp, compile_lib.MIN_LENGTH_BUCKET))
-        comps.append(compile_lib.ComponentArrays(*component_for_interpreter(arrays, comp, length=length, batch=batch)))
-    return compile_lib.CompiledBatch(*comps, n)
+
+# ------------------------------------------- either form (evaluators) --
+
+Programs = Sequence[Algorithm] | ProgramArrays
+
+
+def count(programs: Programs) -> int:
+    return programs.batch if isinstance(programs, ProgramArrays) else len(programs)
+
+
+def as_algorithms(programs: Programs) -> list[Algorithm]:
+    return to_algorithms(programs) if isinstance(programs, ProgramArrays) else list(programs)
+
+
+def select(programs: Programs, index) -> Programs:
+    """The programs at `index` (int array), in the same form."""
+    if isinstance(programs, ProgramArrays):
+        return take(programs, index)
+    return [programs[i] for i in np.asarray(index, dtype=np.intp).tolist()]
 
 
 def check_memory(arrays: ProgramArrays, memory: MemoryShape) -> None:

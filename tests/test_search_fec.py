@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from azero_jax import generators
 from azero_jax import ops as ops_lib
+from azero_jax import program_arrays as pa
 from azero_jax import programs as programs_lib
-from azero_jax.program import make_instruction
+from azero_jax.program import COMPONENTS, MemoryShape, make_instruction
 from azero_jax.search.fec import FECCache, FECSpec, fec_hash
 from azero_jax.search.train_budget import TrainBudget, component_cost
 
@@ -70,13 +72,40 @@ def test_state_roundtrip_keeps_lru_order():
     assert 2**63 + 5 not in restored  # same eviction victim as the original would pick
 
 
-def test_fill_placeholder():
-    cache = FECCache(FECSpec(cache_size=4))
-    marker = object()
-    cache.insert(1, marker)
-    assert cache.find(1) is marker
-    cache.fill(1, marker, 0.75)
-    assert cache.find(1) == 0.75
+def _sequential(cache: FECCache, keys: list[int], fitness) -> list[float]:
+    """One key at a time (find, insert a placeholder on a miss, fill it after
+    the batch): the semantics `lookup_batch` + `fill_batch` must replay."""
+    slots, pending = [], []
+    for key in keys:
+        found = cache.find(key)
+        if found is None:
+            marker = [len(pending)]
+            cache.insert(key, marker)
+            pending.append((key, marker))
+            slots.append(marker)
+        else:
+            slots.append(found)
+    values = [fitness(key) for key, _ in pending]
+    for key, marker in pending:
+        entry = cache._entries.get(key)
+        if entry is not None and entry[0] is marker:
+            entry[0] = values[marker[0]]
+    return [values[s[0]] if isinstance(s, list) else s for s in slots]
+
+
+@pytest.mark.parametrize("size,forget", [(4, 0), (3, 3), (50, 2), (7, 5)])
+def test_lookup_batch_replays_find_and_insert(size, forget):
+    rng = np.random.default_rng(size * 10 + forget)
+    fast, slow = FECCache(FECSpec(cache_size=size, forget_every=forget)), FECCache(FECSpec(cache_size=size,
+                                                                                       forget_every=forget))
+    for _ in range(30):
+        keys = rng.integers(0, 12, size=int(rng.integers(1, 40))).tolist()
+        want = _sequential(slow, keys, lambda k: k / 8)
+        slots, misses = fast.lookup_batch(keys)
+        fast.fill_batch([keys[j] for j in misses], [keys[j] / 8 for j in misses])
+        got = [s if isinstance(s, float) else keys[misses[s]] / 8 for s in slots]
+        assert got == want
+        assert fast.to_state() == slow.to_state()  # LRU order, counts, hits, misses
 
 
 # ------------------------------------------------------ train budget --
@@ -104,3 +133,21 @@ def test_train_budget_decision():
     exact = TrainBudget(0.0, k * c / 2.0, 2.0)
     assert exact.train_examples(programs_lib.noop_algorithm((0, k, 0)), n) == n
     assert exact.train_examples(programs_lib.noop_algorithm((0, k + 1, 0)), n) == 0
+
+
+def test_train_examples_batch_equals_per_program():
+    """The vectorized budget (packed programs, the search's form) decides
+    exactly as `train_examples` per program, with padding not costed."""
+    rng = np.random.default_rng(5)
+    memory = MemoryShape(4, 4, 2, 2)
+    every = {c: list(range(ops_lib.NUM_OPS)) for c in COMPONENTS}
+    programs = [generators.random_algorithm(rng, memory, every, dict(zip(COMPONENTS, rng.integers(0, 12, 3).tolist(),
+                                                                        strict=True)))
+                for _ in range(300)] + [programs_lib.noop_algorithm((0, 3, 0)), programs_lib.neural_net_algorithm()]
+    arrays = pa.from_algorithms(programs, 16)  # capacity 16: padding beyond every length
+    budgets = np.array([0, 1, 50, 100, 8000])
+    for budget in (TrainBudget.neural_net((1, 1, 1)), TrainBudget(0.0, 3 * float(ops_lib.OPS[0].cost) / 2.0, 2.0)):
+        want = [[budget.train_examples(p, int(n)) for n in budgets] for p in programs]
+        got = budget.train_examples_batch(arrays, budgets)
+        assert got.dtype == np.int64 and got.tolist() == want
+        assert 0 < (got[:, -1] > 0).mean() < 1  # both decisions occur

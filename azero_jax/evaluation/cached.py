@@ -35,15 +35,6 @@ from azero_jax.search.train_budget import TrainBudget
 _STATE_KEYS = ("num_individuals", "num_train_steps", "num_full_evaluations", "cache")
 
 
-class _Pending:
-    """Cache placeholder for a full evaluation still to run in this batch."""
-
-    __slots__ = ("job",)
-
-    def __init__(self, job: int):
-        self.job = job
-
-
 class CachedEvaluator:
     """The search's `Evaluator` (see `azero_jax.evaluation.base`).
 
@@ -173,26 +164,14 @@ class CachedEvaluator:
         if self.cache is None:
             full_jobs = jobs
             slots: list[float | int] = list(range(len(jobs)))
-            pending: list[tuple[int, _Pending]] = []
         else:
             keys, steps = self.probe_keys(programs, jobs)
             start = time.perf_counter()
             self.num_train_steps += int(steps.sum())
             # slots[j]: a cached float, or the index of the full job that will produce it.
-            slots, full_index, pending = [], [], []
-            cache = self.cache
-            for j, key in enumerate(keys.tolist()):
-                found = cache.find(key)
-                if found is None:
-                    marker = _Pending(len(full_index))
-                    full_index.append(j)
-                    cache.insert(key, marker)  # filled in below
-                    pending.append((key, marker))
-                    slots.append(marker.job)
-                elif isinstance(found, _Pending):
-                    slots.append(found.job)
-                else:
-                    slots.append(float(found))
+            keys = keys.tolist()
+            slots, full_index = self.cache.lookup_batch(keys)
+            missed_keys = [keys[j] for j in full_index]
             full_jobs = jobs.take(np.asarray(full_index, dtype=np.int64))
             self.timers["cache"] += time.perf_counter() - start
         start = time.perf_counter()
@@ -201,9 +180,9 @@ class CachedEvaluator:
         self.num_full_evaluations += len(full_jobs)
         self.num_train_steps += int(steps.sum())
         values = fitness.tolist()
-        for key, marker in pending:
-            self.cache.fill(key, marker, values[marker.job])
-        return [v if isinstance(v, float) else values[v] for v in slots]
+        if self.cache is not None:
+            self.cache.fill_batch(missed_keys, values)
+        return [v if type(v) is float else values[v] for v in slots]
 
     def _budgets(self, programs: Programs) -> np.ndarray:
         """(programs, tasks) train examples of each full evaluation."""

@@ -103,6 +103,15 @@ def fec_hash(train_errors: Sequence[float], valid_errors: Sequence[float], task_
                               np.array([num_train_examples]))[0])
 
 
+class _Reserved:
+    """A cache entry whose full evaluation is still running in this batch."""
+
+    __slots__ = ("job",)
+
+    def __init__(self, job: int):
+        self.job = job
+
+
 class FECCache:
     """LRU cache hash -> (per-task fitness, count), reference semantics:
     `find` moves a hit to the front and increments its count (an insert starts
@@ -138,21 +147,58 @@ class FECCache:
             del self._entries[key]
         return value
 
+    def lookup_batch(self, keys: Sequence[int]) -> tuple[list[float | int], list[int]]:
+        """`find` of every key in order, reserving each miss at once (so a
+        later equal key in the batch hits it, as sequentially): returns, per
+        key, the cached fitness (float) or the index (int) of the miss that
+        will produce it, and the positions of the misses. `fill_batch` stores
+        the misses' fitnesses. The same LRU moves, counts and evictions as
+        `find` + `insert` one key at a time, in one loop (this runs ~10 times
+        per child: per (program, task))."""
+        entries, forget = self._entries, self.spec.forget_every
+        move, capacity = entries.move_to_end, self.spec.cache_size
+        slots: list[float | int] = []
+        misses: list[int] = []
+        hits = 0
+        for j, key in enumerate(keys):
+            entry = entries.get(key)
+            if entry is None:
+                marker = _Reserved(len(misses))
+                misses.append(j)
+                entries[key] = [marker, 1]
+                if len(entries) > capacity:
+                    entries.popitem(last=False)
+                slots.append(marker.job)
+                continue
+            hits += 1
+            move(key)
+            entry[1] += 1
+            value = entry[0]
+            if forget and entry[1] >= forget:
+                del entries[key]
+            slots.append(value.job if type(value) is _Reserved else value)
+        self.hits += hits
+        self.misses += len(misses)
+        return slots, misses
+
+    def fill_batch(self, keys: Sequence[int], values: Sequence[float]) -> None:
+        """Stores `values[m]` for the m-th reserved miss of the last
+        `lookup_batch` (`keys`: the missed keys in order), where its entry is
+        still cached (it may have been evicted or forgotten meanwhile)."""
+        entries = self._entries
+        for m, key in enumerate(keys):
+            entry = entries.get(key)
+            if entry is not None and type(entry[0]) is _Reserved and entry[0].job == m:
+                entry[0] = float(values[m])
+
     def insert(self, key: int, value: Any) -> None:
-        """Inserts a freshly evaluated fitness, or a placeholder that `fill`
-        replaces once a batched evaluation finishes. An existing entry of the
-        same key is replaced (the reference only inserts after a miss)."""
+        """Inserts a freshly evaluated fitness (or any marker). An existing
+        entry of the same key is replaced (the reference only inserts after a
+        miss)."""
         self._entries.pop(key, None)
         self._entries[key] = [value if not isinstance(value, (int, float)) else float(value), 1]
         while len(self._entries) > self.spec.cache_size:
             self._entries.popitem(last=False)
-
-    def fill(self, key: int, placeholder: Any, fitness: float) -> None:
-        """Replaces `placeholder` by `fitness` if the entry is still cached
-        (it may have been evicted or forgotten meanwhile)."""
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] is placeholder:
-            entry[0] = float(fitness)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -9,6 +9,7 @@ import numpy as np
 
 from azero_jax import fitness as fitness_lib
 from azero_jax import liveness, reference, tasks
+from azero_jax import program_arrays as pa
 from azero_jax import programs as programs_lib
 from azero_jax.jax_eval import parity
 from azero_jax.program import Algorithm, MemoryShape, make_instruction
@@ -92,3 +93,54 @@ def test_removing_dead_code_shortens_and_keeps_results():
     assert lean.sizes == (1, 1, 4)
     task = TASKS[0]
     assert reference.evaluate_task(lean, task, MEM).fitness == reference.evaluate_task(base, task, MEM).fitness
+
+
+# ------------------------------------------------- packed programs --
+
+def test_batch_analysis_equals_per_program():
+    """`live_instructions_batch` (the search's packed form) marks exactly the
+    instructions `live_instructions` marks, over all ops and random sizes."""
+    rng = np.random.default_rng(1)
+    programs = parity.random_programs(rng, MEM, 500, max_size=12) + [
+        programs_lib.linear_algorithm(), programs_lib.neural_net_algorithm(), Algorithm()]
+    arrays = pa.from_algorithms(programs, 16)  # capacity beyond every length
+    masks = liveness.live_instructions_batch(arrays)
+    for b, program in enumerate(programs):
+        for comp, (want, got) in enumerate(zip(liveness.live_instructions(program), masks, strict=True)):
+            assert tuple(got[b, :len(want)].tolist()) == want and not got[b, len(want):].any(), (b, comp)
+
+
+def test_live_code_keys_ignore_dead_code_only():
+    """Equal keys for programs that differ in dead code (and in dead code's
+    length: live instructions move), different keys when live code differs,
+    and a random-set op's position counts (its stream is keyed by it)."""
+    rng = np.random.default_rng(2)
+    programs = parity.random_programs(rng, MEM, 300, max_size=10)
+    noop = make_instruction("NO_OP")
+    variants = []
+    for p in programs:
+        lean = liveness.strip_dead_code(p, keep_positions=False)
+        has_random = any(instr.spec.random for code in (p.setup, p.predict, p.learn) for instr in code)
+        variants.append((p, liveness.strip_dead_code(p), None if has_random else lean,
+                         None if has_random else lean.replace(setup=(noop,) + lean.setup)))
+    flat = [v for group in variants for v in group if v is not None]
+    keys = liveness.live_code_keys(pa.from_algorithms(flat))
+    by_program, k = [], 0
+    for group in variants:
+        n = sum(v is not None for v in group)
+        by_program.append(set(keys[k:k + n].tolist()))
+        k += n
+    assert all(len(s) == 1 for s in by_program)  # every variant of a program shares its key
+    def live_code(p):  # per component: the live instructions, with the positions of random ones
+        return tuple(tuple((instr, pos if instr.spec.random else None) for pos, (instr, alive)
+                           in enumerate(zip(code, mask, strict=True)) if alive)
+                     for code, mask in zip((p.setup, p.predict, p.learn), liveness.live_instructions(p), strict=True))
+    distinct = {live_code(p) for p in programs}
+    assert len({next(iter(s)) for s in by_program}) == len(distinct) > 100  # distinct live code, distinct keys
+    i = make_instruction
+    moved = [Algorithm(setup=pad + (i("SCALAR_UNIFORM_SET", out=2, f0=-1.0, f1=1.0),),
+                       predict=(i("SCALAR_SUM", in1=2, in2=2, out=1),)) for pad in ((), (noop,))]
+    a, b = liveness.live_code_keys(pa.from_algorithms(moved)).tolist()
+    assert a != b
+    assert liveness.live_code_keys(pa.from_algorithms([Algorithm(setup=(i("SCALAR_CONST_SET", out=30, d=1.0),))],
+                                                      )) is None  # address beyond the packed masks

@@ -21,6 +21,7 @@ from azero_jax.evaluation import CachedEvaluator, Jobs, make_evaluator
 from azero_jax.evaluation.xla_backend import XlaBackend, op_subsets_for
 from azero_jax.program import MemoryShape, make_instruction
 from azero_jax.search import evolution as evo
+from azero_jax.search.array_mutator import ArrayMutator
 from azero_jax.search.fec import FECSpec
 from azero_jax.search.mutator import DEMO_MUTATION_TYPES, InitialPopulation, Mutator, MutatorConfig
 from azero_jax.search.train_budget import TrainBudget
@@ -134,6 +135,24 @@ def test_search_with_fec_on_and_off_reaches_the_same_best():
     (best_off, fit_off), ev_off = results[1]
     assert fit_on == pytest.approx(fit_off, abs=1e-12) and best_on == best_off
     assert ev_on.fec_hits > 0 and ev_on.num_full_evaluations < ev_off.num_full_evaluations
+
+
+def test_probe_memo_changes_nothing_but_the_probes_run():
+    """Array populations (the driver's ArrayMutator): a search with the
+    live-code probe memo gives exactly the search without it (populations,
+    fitnesses, FEC cache, every counter), while skipping probes."""
+    runs = []
+    for memo in (True, False):
+        ev = jax_evaluator(fec_spec=FECSpec(10, 10), probe_memo=memo)
+        gen = InitialPopulation.from_config("random", (6, 1, 6), MCFG)  # room for dead code
+        config = evo.EvolutionConfig(population_size=32, tournament_size=5, children_per_step=32,
+                                     progress_every=10**9)
+        search = evo.RegularizedEvolution(config, ArrayMutator(MCFG), gen, ev, log=None)
+        state = search.run(search.init(7), max_steps=12)
+        runs.append((evo.state_to_dict(state), ev.to_state(), ev.counters(), ev.num_probes_skipped))
+    (state_on, ev_on, counters_on, skipped), (state_off, ev_off, counters_off, none) = runs
+    assert state_on == state_off and ev_on == ev_off and counters_on == counters_off
+    assert none == 0 and skipped > 0.2 * counters_on.individuals * len(TASKS)
 
 
 # --------------------------------------------------------- small search --

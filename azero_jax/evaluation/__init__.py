@@ -121,13 +121,16 @@ def make_evaluator(tasks: Sequence[Task], memory: MemoryShape, *, backend: str =
                    dtype: str = "float64", seed: int = 0, fec_spec: FECSpec | None = None,
                    train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
                    max_abs_error: float = fitness_lib.MAX_ABS_ERROR, hurdle_tasks: int = 0,
-                   hurdle_percentile: float = 75.0, **backend_options: Any) -> CachedEvaluator:
+                   hurdle_percentile: float = 75.0, probe_memo: bool = True,
+                   **backend_options: Any) -> CachedEvaluator:
     """A `CachedEvaluator` on the named backend: the one way the search,
-    select/final evaluations, the baselines and the tools evaluate programs."""
+    select/final evaluations, the baselines and the tools evaluate programs
+    (`probe_memo`: see `CachedEvaluator.probe_keys`)."""
     return CachedEvaluator(make_backend(backend, tasks, memory, max_abs_error=max_abs_error, dtype=dtype,
                                         **backend_options),
                            fec_spec=fec_spec, train_budget=train_budget, combination=combination,
-                           hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile, seed=seed)
+                           hurdle_tasks=hurdle_tasks, hurdle_percentile=hurdle_percentile, seed=seed,
+                           probe_memo=probe_memo)
 
 
 def evaluate_program(program: Algorithm, tasks: Sequence[Task], memory: MemoryShape, *, seed: int = 0,

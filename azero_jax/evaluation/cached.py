@@ -26,12 +26,14 @@ from typing import Any
 import numpy as np
 
 from azero_jax import fitness as fitness_lib
+from azero_jax import liveness
 from azero_jax import rng as rng_lib
 from azero_jax.evaluation.base import Backend, Counters, Jobs, check_search_task_size
 from azero_jax.program_arrays import ProgramArrays, Programs, count
-from azero_jax.search.fec import FEC_RANDOM_SEED, FECCache, FECSpec, fec_hash_batch
+from azero_jax.search.fec import FEC_RANDOM_SEED, FECCache, FECSpec, fec_key, probe_digest
 from azero_jax.search.train_budget import TrainBudget
 
+PROBE_MEMO_SIZE = 200_000  # programs (~50 MB with 10 tasks); the memo starts over beyond this
 _STATE_KEYS = ("num_individuals", "num_train_steps", "num_full_evaluations", "cache")
 
 
@@ -53,7 +55,7 @@ class CachedEvaluator:
 
     def __init__(self, backend: Backend, *, fec_spec: FECSpec | None = None,
                  train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
-                 hurdle_tasks: int = 0, hurdle_percentile: float = 75.0, seed: int = 0):
+                 hurdle_tasks: int = 0, hurdle_percentile: float = 75.0, seed: int = 0, probe_memo: bool = True):
         self.backend = backend
         self.tasks = list(backend.tasks)
         if not self.tasks:
@@ -70,6 +72,9 @@ class CachedEvaluator:
         self.seed = int(seed)
         self.fec_spec = fec_spec
         self.cache = FECCache(fec_spec) if fec_spec is not None else None
+        # live-code key -> (3, tasks) uint64: probe digest, probe train steps, known; see `probe_keys`.
+        self.probe_memo: dict[int, np.ndarray] | None = {} if probe_memo and fec_spec is not None else None
+        self.num_probes_skipped = 0
         self.train_budget = train_budget
         self.hurdle_tasks = int(hurdle_tasks)
         self.hurdle_percentile = float(hurdle_percentile)
@@ -134,16 +139,53 @@ class CachedEvaluator:
 
     # -- evaluation --
     def probe_keys(self, programs: Programs, jobs: Jobs) -> tuple[np.ndarray, np.ndarray]:
-        """FEC keys (uint64) and probe train steps (int64) per job."""
+        """FEC keys (uint64) and probe train steps (int64) per job.
+
+        Probe memo (array batches, `probe_memo` on): a job whose program's
+        live code (`liveness.live_code_keys`) was probed on the same task
+        before reuses that probe's digest and train steps instead of running
+        it: a probe depends on the live code only, so the keys, the cache's
+        behaviour and every counter are exactly those of running it (the
+        memo is not part of the state: a resumed run refills it)."""
         assert self.fec_spec is not None
         start = time.perf_counter()
-        probe = self.backend.probe(programs, jobs, num_train=self.fec_spec.num_train_examples,
-                                   num_valid=self.fec_spec.num_valid_examples, seed=FEC_RANDOM_SEED)
-        self.timers["probe"] += time.perf_counter() - start
-        start = time.perf_counter()
-        keys = fec_hash_batch(probe.errors, probe.lengths, self._task_index[jobs.task], jobs.num_train_examples)
-        self.timers["hash"] += time.perf_counter() - start
-        return keys, np.asarray(probe.train_steps, dtype=np.int64)
+        digest = np.zeros(len(jobs), np.uint64)
+        steps = np.zeros(len(jobs), np.int64)
+        todo = np.arange(len(jobs))
+        memo = None
+        if self.probe_memo is not None and isinstance(programs, ProgramArrays):
+            live = liveness.live_code_keys(programs)
+            if live is not None:
+                # One memo entry per live code: per task (columns) the digest, train steps, known.
+                keys, row = np.unique(live[jobs.program], return_inverse=True)
+                keys = keys.tolist()
+                entries = [self.probe_memo.get(k) for k in keys]
+                t = len(self.tasks)
+                memo = np.stack([e if e is not None else np.zeros((3, t), np.uint64) for e in entries])
+                known = memo[row, 2, jobs.task] != 0
+                digest[known] = memo[row[known], 0, jobs.task[known]]
+                steps[known] = memo[row[known], 1, jobs.task[known]]
+                todo = np.flatnonzero(~known)
+                self.num_probes_skipped += len(jobs) - todo.size
+        self.timers["probe_memo"] += time.perf_counter() - start
+        if todo.size:
+            start = time.perf_counter()
+            probe_jobs = jobs.take(todo)
+            probe = self.backend.probe(programs, probe_jobs, num_train=self.fec_spec.num_train_examples,
+                                       num_valid=self.fec_spec.num_valid_examples, seed=FEC_RANDOM_SEED)
+            self.timers["probe"] += time.perf_counter() - start
+            start = time.perf_counter()
+            digest[todo] = probe_digest(probe.errors, probe.lengths, self._task_index[probe_jobs.task])
+            steps[todo] = probe.train_steps
+            if memo is not None:
+                r, task = row[todo], jobs.task[todo]
+                memo[r, 0, task], memo[r, 1, task], memo[r, 2, task] = digest[todo], steps[todo], 1
+                if len(self.probe_memo) > PROBE_MEMO_SIZE:
+                    self.probe_memo.clear()
+                for i in np.unique(r).tolist():
+                    self.probe_memo[keys[i]] = memo[i].copy()  # not a view: the batch array is freed
+            self.timers["hash"] += time.perf_counter() - start
+        return fec_key(digest, jobs.num_train_examples), steps
 
     def full(self, programs: Programs, jobs: Jobs) -> tuple[np.ndarray, np.ndarray]:
         """Fitness and train steps per job; a job with no train examples (over

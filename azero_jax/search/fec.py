@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from azero_jax.hashing import hash_combine
+
 # The reference re-seeds its probe RNG to this before every probe
 # (`kFunctionalCacheRandomSeed`); here it is the probe's random-stream seed.
 FEC_RANDOM_SEED = 235732282
@@ -43,21 +45,7 @@ class FECSpec:
             raise ValueError("FECSpec.forget_every must be 0 (never) or > 1, got 1")
 
 
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _SEED = np.uint64(42)  # the reference's start value
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer (bijective 64-bit avalanche), on uint64 arrays."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def _combine(h: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """HashCombine(h, value): order-sensitive 64-bit mix (wraps mod 2^64)."""
-    return _mix64(h ^ (_mix64(value) + _GOLDEN + (h << np.uint64(6)) + (h >> np.uint64(2))))
 
 
 def fec_hash_batch(errors: np.ndarray, lengths: np.ndarray, task_index: np.ndarray,
@@ -69,7 +57,23 @@ def fec_hash_batch(errors: np.ndarray, lengths: np.ndarray, task_index: np.ndarr
     Hashing each probe separately costs several microseconds of Python per
     (program, task); a search hashes ~10 per individual, so the batched
     evaluator hashes a whole step's probes in a few array operations.
+    The same as `fec_key(probe_digest(errors, lengths, task_index),
+    num_train_examples)`: the digest depends on the probe only, so the
+    evaluator may memoize it (see `CachedEvaluator`).
     """
+    return fec_key(probe_digest(errors, lengths, task_index), num_train_examples)
+
+
+def fec_key(digest: np.ndarray, num_train_examples: np.ndarray) -> np.ndarray:
+    """The FEC key (uint64) of a probe digest and the train-example count of
+    the full evaluation (so budget-truncated runs hash differently)."""
+    with np.errstate(over="ignore"):
+        return hash_combine(np.asarray(digest, dtype=np.uint64),
+                            np.asarray(num_train_examples, dtype=np.int64).astype(np.uint64))
+
+
+def probe_digest(errors: np.ndarray, lengths: np.ndarray, task_index: np.ndarray) -> np.ndarray:
+    """The probe part of `fec_hash_batch`: the error sequences, then the task index."""
     errors = np.asarray(errors, dtype=np.float64)
     if errors.ndim != 2:
         raise ValueError(f"errors must have shape (J, L), got {errors.shape}")
@@ -78,10 +82,8 @@ def fec_hash_batch(errors: np.ndarray, lengths: np.ndarray, task_index: np.ndarr
         bits = np.where(errors == 0.0, 0.0, errors).astype("<f8").view(np.uint64)  # -0.0 -> +0.0; NaN bits kept
         h = np.full(errors.shape[0], _SEED, dtype=np.uint64)
         for k in range(errors.shape[1]):
-            h = np.where(k < lengths, _combine(h, bits[:, k]), h)
-        h = _combine(h, np.asarray(task_index, dtype=np.int64).astype(np.uint64))
-        h = _combine(h, np.asarray(num_train_examples, dtype=np.int64).astype(np.uint64))
-    return h
+            h = np.where(k < lengths, hash_combine(h, bits[:, k]), h)
+        return hash_combine(h, np.asarray(task_index, dtype=np.int64).astype(np.uint64))
 
 
 def fec_hash(train_errors: Sequence[float], valid_errors: Sequence[float], task_index: int,

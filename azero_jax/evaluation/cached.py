@@ -226,6 +226,25 @@ class CachedEvaluator:
             self.cache.fill_batch(missed_keys, values)
         return [v if type(v) is float else values[v] for v in slots]
 
+    def interpreter_rate(self, programs: Programs, *, repeats: int = 2) -> tuple[int, float]:
+        """The backend's own speed on `programs`: (train steps, seconds) of the
+        fastest of `repeats` full evaluations on every task at full budget, as
+        one batch (no FEC, no budget, nothing counted). The search's train
+        steps/s divided by steps/seconds is the fraction of the interpreter's
+        rate the search achieves (the rest goes to the host, small batches
+        and probes)."""
+        n, t = count(programs), len(self.tasks)
+        jobs = Jobs(np.repeat(np.arange(n), t), np.tile(np.arange(t), n), np.tile(self._max_train, n),
+                    np.zeros(n * t, np.int64))
+        best = (0, float("inf"))
+        for _ in range(max(1, int(repeats))):
+            start = time.perf_counter()
+            result = self.backend.full(programs, jobs)
+            seconds = time.perf_counter() - start
+            if seconds < best[1]:
+                best = (int(np.asarray(result.train_steps).sum()), seconds)
+        return best
+
     def _budgets(self, programs: Programs) -> np.ndarray:
         """(programs, tasks) train examples of each full evaluation."""
         if self.train_budget is None:

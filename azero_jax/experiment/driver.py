@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 
 from azero_jax import checkpoint as checkpoint_lib
+from azero_jax import program_arrays as pa
 from azero_jax import serialization
 from azero_jax import tasks as tasks_lib
-from azero_jax.evaluation import Evaluator
+from azero_jax.evaluation import CachedEvaluator, Evaluator
 from azero_jax.experiment import preflight, report
 from azero_jax.experiment import resume as resume_lib
 from azero_jax.experiment.config import ConfigError, ExperimentConfig, _listify
@@ -54,6 +55,9 @@ from azero_jax.search import evolution as evolution_lib
 from azero_jax.search import mutator as mutator_lib
 from azero_jax.search.array_mutator import ArrayMutator
 
+# The interpreter-rate calibration after each search (`CachedEvaluator.interpreter_rate`):
+# a full evaluation of this many of the final population's programs, best of 2.
+CALIBRATION_PROGRAMS = 128
 MIN_CHECKPOINT_SECONDS = 5.0  # the shortest periodic-checkpoint interval
 CHECKPOINT_FRACTION = 0.1  # ... else this fraction of the elapsed time, up to checkpoint_every_seconds
 OUTPUT_FILES = ("checkpoint.json", "progress.csv", "results.json", "best_program.json", "best_program.txt")
@@ -223,12 +227,21 @@ class _Run:
             plan, evaluator, evo, state = resume_lib.resume_experiment(self)
         # Reference Run(): stop tests only between full sweeps; the wall-clock
         # budget is also tested after every step (it may cut a sweep short).
+        start, steps_before = time.perf_counter(), evaluator.counters().train_steps
         state = evo.run(state, should_stop=should_stop, on_step=on_step, on_sweep=on_sweep,
                         interrupt=self.out_of_time)
+        self.profile["search"] += time.perf_counter() - start
+        self.profile["search_train_steps"] += evaluator.counters().train_steps - steps_before
         program, search_fitness = evolution_lib.result(state, evo.config)
         for timers in (evo.timers, evaluator.timers):
             for name, seconds in timers.items():
                 self.profile[name] += seconds
+        if isinstance(evaluator, CachedEvaluator):  # the interpreter's own rate on this search's programs
+            island = state.islands[0]
+            steps, seconds = evaluator.interpreter_rate(
+                pa.take(island.programs, np.arange(min(island.size, CALIBRATION_PROGRAMS))))
+            self.profile["calibration_train_steps"] += steps
+            self.profile["calibration_seconds"] += seconds
         select_fitness = self.select_fitness(program, plan)
         self.select_checked, self.stop_search, self._select_tasks = -math.inf, False, None
         kept = self.best is None or select_fitness >= self.best["select_fitness"]
@@ -333,5 +346,10 @@ def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool =
         profile=dict(run.profile))
     data = result.to_dict()
     data["config"] = config.to_dict()
+    use = data["interpreter_use"]
+    if use is not None:
+        run.log(f"the search ran at {use['search_train_steps_per_second']:,.0f} train steps/s, "
+                f"{use['fraction']:.0%} of its interpreter's own {use['interpreter_train_steps_per_second']:,.0f} "
+                f"on full batches of {CALIBRATION_PROGRAMS} of its programs (results.json: interpreter_use)")
     report.write_outputs(output_dir, best_program, memory, final_fitness, data, log=run.log)
     return result

@@ -55,11 +55,25 @@ class ExperimentResult:
             "train_steps_per_second": self.counters.get("train_steps", 0) / secs,
             "random_seed": self.random_seed,
             "profile": self.profile,
+            "interpreter_use": interpreter_use(self.profile),
             "best_program": serialization.algorithm_to_dict(self.best_program, self.memory),
             "best_program_text": serialization.format_algorithm(self.best_program),
             "best_program_live_text": serialization.format_algorithm(
                 liveness.strip_dead_code(self.best_program, keep_positions=False)),
         }
+
+
+def interpreter_use(profile: dict[str, float]) -> dict[str, float] | None:
+    """How much of its interpreter's speed the search used (this session's
+    searches): the search's train steps per wall second against the
+    interpreter's own rate on full batches of the search's programs (the
+    driver's calibration after each search); None without a calibration."""
+    if not profile.get("calibration_seconds") or not profile.get("search"):
+        return None
+    search = profile.get("search_train_steps", 0.0) / profile["search"]
+    interpreter = profile["calibration_train_steps"] / profile["calibration_seconds"]
+    return {"search_train_steps_per_second": search, "interpreter_train_steps_per_second": interpreter,
+            "fraction": search / interpreter if interpreter else 0.0}
 
 
 def reset_csv(path: str, rows: int) -> None:

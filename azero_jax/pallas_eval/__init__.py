@@ -85,7 +85,7 @@ from azero_jax.program import Algorithm, MemoryShape
 from azero_jax.program_arrays import ProgramArrays
 from azero_jax.tasks import Task
 
-__all__ = ["TRITON_CALL", "KernelArgs", "KernelConfig", "default_interpret", "dispatch_batch", "evaluate_batch",
+__all__ = ["TRITON_CALL", "KernelArgs", "KernelConfig", "RaggedTaskArrays", "default_interpret", "dispatch_batch", "evaluate_batch",
            "export_cuda", "input_shapes", "kernel_config", "make_call", "trace_count"]
 
 
@@ -129,6 +129,59 @@ def export_cuda(cfg: KernelConfig):
                                  *input_shapes(cfg))
 
 
+class RaggedTaskArrays(TaskArrays):
+    """Single-epoch tasks sharing F but not their train / valid sizes, as one
+    task group (`jax_eval.TaskArrays` wants equal sizes): each task's data is
+    zero-padded to the largest sizes, its train budget (`max_train`) stays
+    its own num_train, and the kernel's validation loop stops at its own
+    `valid_counts` (a kernel input; fitness divides by it). For batching
+    many small differently sized tasks into one compile (the C++ reference
+    cases, tests/test_pallas_backend.py). `Details` hold meaningless values
+    past a task's own sizes. Several epochs are refused: a padded epoch would
+    reorder the steps."""
+
+    def __init__(self, tasks: Sequence[Task], *, num_train: int | None = None, num_valid: int | None = None):
+        """Pads to the tasks' largest sizes, or to `num_train` / `num_valid`
+        (>= every task's; several calls then share one kernel compile)."""
+        if not tasks:
+            raise ValueError("RaggedTaskArrays needs at least one task")
+        f = tasks[0].features
+        for t in tasks:
+            if t.features != f:
+                raise ValueError(f"a ragged task group must share F; got F={t.features} and F={f}")
+            if t.num_train_epochs != 1:
+                raise ValueError(f"a ragged task group needs single-epoch tasks; task {t.name or t.index!r} has "
+                                 f"{t.num_train_epochs} epochs")
+        n = max(t.num_train for t in tasks) if num_train is None else int(num_train)
+        nv = max(t.num_valid for t in tasks) if num_valid is None else int(num_valid)
+        if n < max(t.num_train for t in tasks) or nv < max(t.num_valid for t in tasks):
+            raise ValueError(f"num_train={n} / num_valid={nv} must be >= every task's "
+                             f"({max(t.num_train for t in tasks)} / {max(t.num_valid for t in tasks)})")
+
+        def pad(a, size):
+            return np.concatenate([a, np.zeros((size - len(a),) + a.shape[1:], a.dtype)])
+
+        padded = [dataclasses.replace(t, x_train=pad(t.x_train, n), y_train=pad(t.y_train, n),
+                                      x_valid=pad(t.x_valid, nv), y_valid=pad(t.y_valid, nv)) for t in tasks]
+        super().__init__(padded)
+        self.tasks = tuple(tasks)
+        self.max_train = np.array([t.num_train for t in tasks], dtype=np.int64)
+        self.valid_counts = np.array([t.num_valid for t in tasks], dtype=np.int32)
+
+
+def _host_fitness(lanes: dict[str, np.ndarray], arrays: TaskArrays) -> np.ndarray:
+    """(T, P) fitness: `jax_eval._batch._fitness` (the xla backend's host
+    rule), with per-task validation counts for a `RaggedTaskArrays`."""
+    counts = getattr(arrays, "valid_counts", None)
+    if counts is None:
+        return _fitness(lanes, arrays)
+    with np.errstate(all="ignore"):
+        fit = fitness_lib.fitness_from_loss(np, lanes["loss"].astype(np.float64),
+                                            counts[None, :, None].astype(np.float64),
+                                            arrays.classification[None, :, None], lanes["validated"] & ~lanes["vstop"])
+    return np.maximum(fit.max(axis=0), fitness_lib.MIN_FITNESS)
+
+
 class PendingEvaluation:
     """A dispatched kernel; `result()` gives fitness (P, T) or (fitness, Details)."""
 
@@ -151,7 +204,7 @@ class PendingEvaluation:
         lanes = {k: np.moveaxis(out[k][:, :e, :t], 0, -1) for k in ("loss", "validated", "vstop")}
         lanes["validated"] = lanes["validated"] != 0
         lanes["vstop"] = lanes["vstop"] != 0
-        fitness = _fitness(lanes, self._arrays)[:, :n].T
+        fitness = _host_fitness(lanes, self._arrays)[:, :n].T
         with_details = "train_errors" in out
         details = Details(
             train_steps=out["steps"][:n, :t],
@@ -169,11 +222,13 @@ def dispatch_batch(programs: Sequence[Algorithm] | ProgramArrays, tasks: Sequenc
                    op_subsets: dict[str, Sequence[int]] | None = None, dtype: str = "float64", seed: Any = 0,
                    max_abs_error: float = fitness_lib.MAX_ABS_ERROR, num_train_examples: Any = None,
                    return_details: bool = False, batch_size: int | None = None,
-                   interpret: bool | None = None) -> PendingEvaluation:
-    """Starts `evaluate_batch` without waiting."""
+                   interpret: bool | None = None, min_lengths: dict[str, int] | None = None) -> PendingEvaluation:
+    """Starts `evaluate_batch` without waiting (`min_lengths`: per component,
+    a minimum length bucket, as `compile_programs` takes it: pins the
+    kernel's shapes across calls)."""
     arrays = tasks if isinstance(tasks, TaskArrays) else TaskArrays(tasks)
     memory = memory.with_features(arrays.features)
-    batch = compile_programs(programs, memory, op_subsets=op_subsets, batch_size=batch_size)
+    batch = compile_programs(programs, memory, op_subsets=op_subsets, batch_size=batch_size, min_lengths=min_lengths)
     cfg = kernel_config(batch, arrays, memory, op_subsets=op_subsets, dtype=dtype, max_abs_error=max_abs_error,
                         return_details=return_details, interpret=interpret)
     n_lane = _lane_train_counts(num_train_examples, arrays, batch.batch, batch.num_programs)
@@ -187,11 +242,13 @@ def dispatch_batch(programs: Sequence[Algorithm] | ProgramArrays, tasks: Sequenc
 def evaluate_batch(programs: Sequence[Algorithm] | ProgramArrays, tasks: Sequence[Task] | TaskArrays, memory: MemoryShape, *,
                    op_subsets: dict[str, Sequence[int]] | None = None, dtype: str = "float64", seed: Any = 0,
                    max_abs_error: float = fitness_lib.MAX_ABS_ERROR, num_train_examples: Any = None,
-                   return_details: bool = False, batch_size: int | None = None, interpret: bool | None = None):
+                   return_details: bool = False, batch_size: int | None = None, interpret: bool | None = None,
+                   min_lengths: dict[str, int] | None = None):
     """Fitness (n_programs, n_tasks) of every program on every task, or
     (fitness, `jax_eval.Details`) with return_details: the same arguments
     and results as `jax_eval.evaluate_batch` (no devices / gate), on the
     Pallas kernel."""
     return dispatch_batch(programs, tasks, memory, op_subsets=op_subsets, dtype=dtype, seed=seed,
                           max_abs_error=max_abs_error, num_train_examples=num_train_examples,
-                          return_details=return_details, batch_size=batch_size, interpret=interpret).result()
+                          return_details=return_details, batch_size=batch_size, interpret=interpret,
+                          min_lengths=min_lengths).result()

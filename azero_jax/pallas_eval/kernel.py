@@ -83,6 +83,7 @@ class KernelArgs(NamedTuple):
     y_valid: np.ndarray  # (NV, Tp)
     task_index: np.ndarray  # (Tp,) uint32
     classification: np.ndarray  # (Tp,) int32
+    valid_count: np.ndarray  # (Tp,) int32 validation examples per task (< NV only in ragged groups)
 
 
 def branch_tables(op_subsets) -> tuple[np.ndarray, ...]:
@@ -136,28 +137,68 @@ def prepare(batch: CompiledBatch, arrays, n_lane: np.ndarray, seeds: np.ndarray,
         y_valid=_pad_tasks(arrays.y_valid.astype(dtype), 1, tp),
         task_index=_pad_tasks(arrays.task_index, 0, tp),
         classification=_pad_tasks(arrays.classification.astype(np.int32), 0, tp),
+        valid_count=_pad_tasks(valid_counts(arrays), 0, tp),
     )
 
 
+def valid_counts(arrays) -> np.ndarray:
+    """(T,) int32 validation examples per task: `arrays.valid_counts` for a
+    ragged group (`pallas_eval.RaggedTaskArrays`), else num_valid for all."""
+    counts = getattr(arrays, "valid_counts", None)
+    if counts is None:
+        return np.full(len(arrays.tasks), arrays.num_valid, np.int32)
+    return np.asarray(counts, np.int32)
+
+
 # ------------------------------------------------------------------ kernel --
+
+
+def _no_contract(x):
+    """`x` unchanged (a NaN stays a NaN), but a select between a product and
+    the sum it feeds, so the compiler cannot contract `a * b + acc` into an
+    FMA. Measured on XLA:CPU (interpret mode): the fused `sum(a * b)` of
+    VECTOR_INNER_PRODUCT contracts, and with products +inf and -inf the FMA
+    adds the exact (unrounded) second product to inf and returns +-inf where
+    NumPy, the reference and the C++ give NaN (C++ case_0211: prediction inf
+    instead of NaN, fitness 0.276 instead of 0.310). `optimization_barrier`
+    and a no-op `reduce_precision` are simplified away; this select is not."""
+    return jnp.where(jnp.isnan(x), jnp.asarray(jnp.nan, x.dtype), x)
+
+
+class _InterpretNamespace:
+    """`kernels.XP` (the xla backend's ops) with FMA-proof sums (`_no_contract`)."""
+
+    def __getattr__(self, name):
+        return getattr(XP, name)
+
+    @staticmethod
+    def sum(x, axis=None):
+        return XP.sum(_no_contract(x), axis=axis)
 
 
 class _TritonNamespace:
     """`jax.numpy` with the XLA interpreter's size-independent `arctan`, but
     XLA-reduce sums: `kernels.XP`'s float32 sums are unrolled into element
     slices, and Pallas's Triton lowering has no `slice` rule (its reductions
-    are native). float32 sums may so round differently from the xla backend."""
+    are native). float32 sums may so round differently from the xla backend.
+    Sums are FMA-proof as in interpret mode (`_no_contract`; Triton contracts
+    by default too)."""
 
     arctan = staticmethod(XP.arctan)
 
     def __getattr__(self, name):
         return getattr(jnp, name)
 
+    @staticmethod
+    def sum(x, axis=None):
+        return jnp.sum(_no_contract(x), axis=axis)
 
+
+_INTERPRET_XP = _InterpretNamespace()
 _TRITON_XP = _TritonNamespace()
 
 
-def _op_value(op: ops_lib.Op, features: int, a, b, old, consts, u1, u2, xp=XP):
+def _op_value(op: ops_lib.Op, features: int, a, b, old, consts, u1, u2, xp):
     """The op table's single-lane kernel, vmapped over the task axis (axis 0
     of a, b, old, u1, u2; the constants are the instruction's, shared)."""
     d, f0, f1, f2 = consts
@@ -201,7 +242,7 @@ def _make_branch(cfg: KernelConfig, op: ops_lib.Op, mem: _Refs, comp: int):
                 return jax.vmap(one)(key)
 
             u1, u2 = draws(0), draws(1)
-        xp = _TRITON_XP if cfg.backend == "triton" else XP
+        xp = _TRITON_XP if cfg.backend == "triton" else _INTERPRET_XP
         value = _op_value(op, cfg.features, a, b, old, consts, u1, u2, xp)
         mask = active.reshape(active.shape + (1,) * (old.ndim - 1))
         bank[out] = jnp.where(mask, value, old)
@@ -234,7 +275,7 @@ def _kernel(cfg: KernelConfig, *refs):
     global _trace_count
     _trace_count += 1
     (i_setup, i_predict, i_learn, f_setup, f_predict, f_learn, meta_ref, seed_ref, n_lane_ref, x_steps_ref,
-     y_steps_ref, x_valid_ref, y_valid_ref, task_index_ref, cls_ref, s_ref, v_ref, m_ref, loss_ref, validated_ref,
+     y_steps_ref, x_valid_ref, y_valid_ref, task_index_ref, cls_ref, n_valid_ref, s_ref, v_ref, m_ref, loss_ref, validated_ref,
      vstop_ref, steps_ref, stopped_ref, *detail_refs) = refs
     dtype = jnp.dtype(cfg.dtype)
     mem = _Refs(s_ref, v_ref, m_ref)
@@ -250,6 +291,7 @@ def _kernel(cfg: KernelConfig, *refs):
     task_index = task_index_ref[...]
     cls = cls_ref[...] != 0
     n_lane = n_lane_ref[...]
+    n_valid_lane = n_valid_ref[...]
     max_abs_error = jnp.asarray(cfg.max_abs_error, dtype)
     tp, n_train, n_valid = cfg.num_tasks, cfg.num_train, cfg.num_valid
     comps = ((i_setup, f_setup, meta_ref[0]), (i_predict, f_predict, meta_ref[1]), (i_learn, f_learn, meta_ref[2]))
@@ -294,14 +336,15 @@ def _kernel(cfg: KernelConfig, *refs):
 
         def valid_body(i, carry):
             loss, vstop = carry
-            set_inputs(x_valid_ref[i], zero, validated)
-            run(1, validated, rng_lib.PHASE_VALID, epoch * n_valid + i)
+            here = validated & (i < n_valid_lane)  # a ragged group's shorter validation sets end early
+            set_inputs(x_valid_ref[i], zero, here)
+            run(1, here, rng_lib.PHASE_VALID, epoch * n_valid + i)
             pred = s_ref[pa]
             error, stop = fitness_lib.valid_error(jnp, y_valid_ref[i], pred, cls, max_abs_error)
-            loss = jnp.where(vstop, loss, loss + fitness_lib.loss_term(jnp, error, cls).astype(dtype))
+            loss = jnp.where(vstop | ~here, loss, loss + fitness_lib.loss_term(jnp, error, cls).astype(dtype))
             if cfg.details:
                 detail_refs[1][epoch, i] = pred
-            return loss, vstop | stop
+            return loss, vstop | (stop & here)
 
         loss, vstop = lax.fori_loop(0, n_valid, valid_body, (zero, jnp.zeros((tp,), bool)))
         loss_ref[epoch] = loss
@@ -332,7 +375,8 @@ def input_shapes(cfg: KernelConfig) -> list[jax.ShapeDtypeStruct]:
     sd = jax.ShapeDtypeStruct
     return ([sd((b, n_len, 4), jnp.int32) for n_len in cfg.lengths] + [sd((b, n_len, 4), dt) for n_len in cfg.lengths]
             + [sd((b, 4), jnp.int32), sd((b, 1), jnp.uint32), sd((b, tp), jnp.int32), sd((e, n, tp, f), dt),
-               sd((e, n, tp), dt), sd((nv, tp, f), dt), sd((nv, tp), dt), sd((tp,), jnp.uint32), sd((tp,), jnp.int32)])
+               sd((e, n, tp), dt), sd((nv, tp, f), dt), sd((nv, tp), dt), sd((tp,), jnp.uint32), sd((tp,), jnp.int32),
+               sd((tp,), jnp.int32)])
 
 
 def _output_shapes(cfg: KernelConfig) -> list[tuple[tuple[int, ...], Any]]:

@@ -97,7 +97,7 @@ def test_state_errors():
 
 def test_backend_names_and_dtypes():
     assert evaluation.BACKENDS == ("reference", "xla", "pallas") and evaluation.resolve_backend("JAX") == "xla"
-    with pytest.raises(ValueError, match="use one of: reference, xla"):
+    with pytest.raises(ValueError, match="use one of: auto, reference, xla, pallas"):
         evaluation.resolve_backend("torch")
     with pytest.raises(ValueError, match="float64"):
         evaluation.make_evaluator(TASKS, MEM, backend="reference", dtype="float32")

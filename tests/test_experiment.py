@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from azero_jax import checkpoint, experiment, fileio, serialization
+from azero_jax import checkpoint, evaluation, experiment, fileio, serialization
 from azero_jax.experiment import ConfigError, ExperimentConfig
 from azero_jax.search.fec import FECSpec
 from azero_jax.search.train_budget import TrainBudgetSpec
@@ -85,7 +85,7 @@ def test_from_dict_preset_override_and_op_ids():
     ({"search_tasks": [{"kind": "linear", "feature": 4}]}, "unknown TaskSpec key(s) 'feature'"),
     ({"search_tasks": ["no_such_preset"]}, "unknown task preset"),
     ({"setup_ops": ["NOT_AN_OP"]}, "unknown op name"),
-    ({"backend": "torch"}, "backend must be one of reference, xla"),
+    ({"backend": "torch"}, "backend must be one of auto, reference, xla, pallas"),
     ({"children_per_step": 100}, "cannot exceed population_size"),
 ])
 def test_bad_config_errors(data, message):
@@ -107,12 +107,16 @@ def test_backend_and_dtype_rules(tmp_path):
     demo = experiment.get_preset("demo")
     assert (demo.backend, demo.dtype, demo.children_per_step) == ("xla", "float64", 250)
     assert demo.replace(backend="reference", children_per_step=1).backend == "reference"
-    # The batched backend is the default ("jax" is its old name); "auto" is float64 on a CPU.
+    # "auto" is the default backend (xla on a CPU: "jax" is its old name) and dtype (float64 on a CPU).
     default = experiment.get_preset("baseline")  # sets neither backend nor dtype
-    assert (default.backend, default.dtype, default.compute_dtype()) == ("xla", "auto", "float64")
+    assert (default.backend, default.dtype, default.compute_dtype()) == ("auto", "auto", "float64")
+    import jax
+
+    on_cpu = jax.default_backend() == "cpu"
+    assert not on_cpu or evaluation.resolve_backend(default.backend, 16) == evaluation.resolve_backend("auto") == "xla"
     assert default.replace(backend="jax").backend == "xla"
     assert default.replace(backend="reference").compute_dtype() == "float64"
-    with pytest.raises(ConfigError, match="backend must be one of reference, xla"):
+    with pytest.raises(ConfigError, match="backend must be one of auto, reference, xla, pallas"):
         default.replace(backend="gpu")
 
 

@@ -207,8 +207,8 @@ def _registry(flag_values: flags.FlagValues) -> _Registry:
 
 
 def batched_backend() -> str:
-    """The batched (accelerator) evaluator's name: the first backend that is
-    not the reference interpreter."""
+    """The batched evaluator's name for scripts that default to one: the
+    first backend choice that is not the reference interpreter ("auto")."""
     from azero_jax import experiment
 
     return next(b for b in experiment.BACKENDS if b != "reference")

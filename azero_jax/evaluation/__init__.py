@@ -64,13 +64,25 @@ register_backend("reference", "azero_jax.evaluation.reference_backend:ReferenceB
 register_backend("xla", "azero_jax.evaluation.xla_backend:XlaBackend")
 register_backend("pallas", "azero_jax.evaluation.pallas_backend:PallasBackend")
 BACKENDS = tuple(_REGISTRY)
+AUTO = "auto"  # the backend that fits the machine (`resolve_backend`)
+BACKEND_CHOICES = (AUTO, *BACKENDS)
 
 
-def resolve_backend(name: str) -> str:
-    """Canonical backend name (aliases resolved); ValueError naming the choices."""
+def resolve_backend(name: str, features: int | None = None) -> str:
+    """Canonical backend name (aliases resolved); ValueError naming the choices.
+
+    "auto": "pallas" (one kernel per batch) when JAX's default device is an
+    NVIDIA GPU and F (`features`, when known) is a power of two, which the
+    Triton lowering needs; "xla" everywhere else (CPU; TPU until the kernel
+    is ported to Mosaic TPU)."""
     key = BACKEND_ALIASES.get(str(name).strip().lower(), str(name).strip().lower())
+    if key == AUTO:
+        import jax  # only batched backends get here
+
+        on_gpu = jax.default_backend() == "gpu" and "cuda" in str(jax.devices()[0].client.platform_version).lower()
+        return "pallas" if on_gpu and (features is None or features & (features - 1) == 0) else "xla"
     if key not in _REGISTRY:
-        raise ValueError(f"unknown backend {name!r}; use one of: {', '.join(_REGISTRY)}")
+        raise ValueError(f"unknown backend {name!r}; use one of: {', '.join(BACKEND_CHOICES)}")
     return key
 
 
@@ -96,7 +108,7 @@ def make_backend(name: str, tasks: Sequence[Task], memory: MemoryShape, *,
     """The backend `name` on `tasks`; `options` are backend-specific (xla:
     op_subsets, chunk, task_groups); each backend gets those its constructor
     names, so the reference backend ignores the xla ones."""
-    key = resolve_backend(name)
+    key = resolve_backend(name, tasks[0].features if tasks else None)
     factory = _REGISTRY[key]
     if isinstance(factory, str):
         module, attr = factory.split(":")

@@ -42,7 +42,7 @@ from azero_jax.search import mutator as mutator_lib
 from azero_jax.search.fec import FECSpec
 from azero_jax.search.train_budget import TrainBudgetSpec
 
-BACKENDS = evaluation.BACKENDS  # ("reference", "xla"); "jax" is accepted as the old name of "xla"
+BACKENDS = evaluation.BACKEND_CHOICES  # ("auto", "reference", "xla", "pallas"); "jax" = "xla"
 DTYPES = ("auto",) + evaluation.DTYPES
 COMBINATIONS = (fitness_lib.MEAN, fitness_lib.MEDIAN)
 
@@ -88,11 +88,13 @@ class ExperimentConfig:
       every max(5 s, 10 % of the elapsed time), so a kill loses little.
     Sizes: mutate_*_size_min <= mutate_*_size_max and *_size_init <=
       mutate_*_size_max when a maximum is set. Floats must be finite.
-    backend: "xla" (the default: the batched JAX interpreter
+    backend: "auto" (the default: "pallas" on an NVIDIA GPU when F is a
+      power of two, else "xla"), "xla" (the batched JAX interpreter
       `azero_jax.jax_eval` on CPU, GPU or TPU; feed it with children_per_step
-      in the hundreds; "jax" is accepted as its old name) or "reference"
-      (the NumPy oracle, one program and task at a time). Select/final
-      evaluations use the same backend.
+      in the hundreds; "jax" is accepted as its old name), "pallas" (one
+      Pallas kernel per batch, `azero_jax.pallas_eval`: GPUs; interpret mode,
+      slow, on CPU) or "reference" (the NumPy oracle, one program and task
+      at a time). Select/final evaluations use the same backend.
     dtype: compute dtype of the xla backend: "auto" (the default) is float32
       when JAX runs on a GPU or TPU and float64 on a CPU; "float64" agrees
       with the reference bit for bit on the demo ops, so FEC hashes agree
@@ -154,7 +156,7 @@ class ExperimentConfig:
     randomize_task_seeds: bool = False
     random_seed: int = 0
     # -- this package --
-    backend: str = "xla"
+    backend: str = "auto"
     dtype: str = "auto"
     children_per_step: int = 1
     num_islands: int = 1

@@ -15,6 +15,19 @@ the task size, only the wall time does.
     python tools/benchmark_throughput.py --configs=demo --demo_programs=256,1024,2048
     python tools/benchmark_throughput.py --configs=baseline --dataset=fashion_mnist   # real projected tasks
 
+With --backends=xla,pallas (any of the two, in that order of the flag), the
+tool instead runs the named JAX evaluation backends side by side on the
+device JAX finds, on the same programs and tasks, at each swept batch size
+(--programs, else the config's first size): train steps/s and programs/s
+(individuals/s) per backend, the pallas/xla ratio, and the largest fitness
+difference from the first backend (a correctness check). Off a GPU the
+pallas kernel runs in Pallas interpret mode: its figure is then a
+correctness run only, not a speed figure, and the output says so. Without
+the flag the tool does what it always did (the xla path against the NumPy
+reference).
+
+    python tools/benchmark_throughput.py --backends=xla,pallas --configs=demo --programs=64
+
 With --dataset, the baseline config runs on the experiment's real projected
 binary tasks (accuracy; the first 10 search tasks of experiments/cifar_binary.py,
 from the same cache) instead of synthetic regression tasks, sliced by
@@ -58,6 +71,8 @@ flags.DEFINE_string("gate", "auto", "op-group gating policy of the JAX interpret
 flags.DEFINE_float("cpp_demo_steps_per_cpu_s", None, "a measured C++ figure to compare the demo with (train steps "
                    "per CPU-second of one core of the authors' run_search_experiment); no ratio is printed without "
                    "it. The whole-search comparison with the C++ is tools/compare_reference.py")
+flags.DEFINE_list("backends", [], "run these JAX backends side by side (xla, pallas) instead of the default "
+                  "xla-vs-reference run; pallas is interpret mode (a correctness run only) off a GPU")
 flags.DEFINE_string("dataset", None, "baseline on real projected tasks of this dataset (digits, mnist, "
                     "fashion_mnist, cifar10) instead of synthetic regression tasks")
 flags.DEFINE_string("data_dir", None, "folder of --dataset's files (not needed for digits / the Debian Fashion-MNIST)")
@@ -240,6 +255,83 @@ def run_config(name: str, rows: list, summary: dict) -> None:
         summary["demo_over_cpp_core"] = round(best["steps_per_cpu_s"] / FLAGS.cpp_demo_steps_per_cpu_s, 3)
 
 
+BACKENDS = ("xla", "pallas")
+
+
+def _backend_runner(backend: str, arrays, memory, subsets):
+    """(evaluate(programs) -> fitness, a note on the figure) for one JAX backend."""
+    from azero_jax import jax_eval
+
+    if backend == "xla":
+        return (lambda progs: jax_eval.evaluate_batch(progs, arrays, memory, op_subsets=subsets, dtype=FLAGS.dtype,
+                                                      gate=FLAGS.gate)), ""
+    from azero_jax import pallas_eval
+
+    interpret = pallas_eval.default_interpret()
+    note = ("interpret mode (no GPU): a correctness run only, not a speed figure" if interpret
+            else "Triton kernel on the GPU")
+    return (lambda progs: pallas_eval.evaluate_batch(progs, arrays, memory, op_subsets=subsets, dtype=FLAGS.dtype,
+                                                     interpret=interpret)), note
+
+
+def run_backends(name: str, backends: list[str], rows: list, summary: dict) -> None:
+    """--backends: the named backends side by side on the same programs and tasks."""
+    import jax
+
+    from azero_jax import jax_eval
+
+    cfg = CONFIGS[name]
+    rng = np.random.default_rng(0)
+    memory = MemoryShape(*cfg["memory"], features=cfg["features"])
+    scale = FLAGS.baseline_scale if name == "baseline" else 1.0
+    tasks = real_tasks(cfg, scale) if (FLAGS.dataset and name == "baseline") else make_tasks(rng, cfg, scale)
+    arrays = jax_eval.TaskArrays(tasks)
+    subsets = dict(zip(COMPONENTS, cfg["ops"], strict=True))
+    sizes = dict(zip(COMPONENTS, cfg["sizes"], strict=True))
+    sweep = [int(p) for p in (FLAGS.programs or [(FLAGS.demo_programs if name == "demo"
+                                                  else FLAGS.baseline_programs)[0]])]
+    progs_all = [generators.random_algorithm(rng, memory, subsets, sizes) for _ in range(max(sweep))]
+    n_train = tasks[0].num_train
+    print(f"[{name}] backends {','.join(backends)} on {jax.default_backend()} ({len(jax.local_devices())} devices), "
+          f"{len(tasks)} tasks of {n_train}/{tasks[0].num_valid} train/valid, {FLAGS.dtype}")
+    for n_prog in sweep:
+        progs = progs_all[:n_prog]
+        steps = n_prog * len(tasks) * n_train  # programs that stop early still cost (masked lanes)
+        first_fit, by_backend = None, {}
+        for backend in backends:
+            evaluate, note = _backend_runner(backend, arrays, memory, subsets)
+            t0 = time.perf_counter()
+            fit = np.asarray(evaluate(progs))
+            first = time.perf_counter() - t0
+            wall = float("inf")
+            for _ in range(max(1, FLAGS.repeats)):
+                t0 = time.perf_counter()
+                fit = np.asarray(evaluate(progs))
+                wall = min(wall, time.perf_counter() - t0)
+            diff = 0.0 if first_fit is None else float(np.nanmax(np.abs(fit - first_fit), initial=0.0))
+            first_fit = fit if first_fit is None else first_fit
+            row = dict(config=name, backend=backend, dtype=FLAGS.dtype, programs=n_prog, lanes=n_prog * len(tasks),
+                       compile_s=round(first - wall, 2), wall_s=round(wall, 3),
+                       programs_per_s=round(n_prog / wall, 1), steps_per_s=round(steps / wall),
+                       max_fitness_diff=diff, note=note)
+            rows.append(row)
+            by_backend[backend] = row
+            print(f"  {backend}: " + " ".join(f"{k}={v}" for k, v in row.items()
+                                              if k not in ("config", "backend", "dtype", "note"))
+                  + (f"  [{note}]" if note else ""))
+        if {"xla", "pallas"} <= set(by_backend):
+            ratio = by_backend["pallas"]["steps_per_s"] / max(by_backend["xla"]["steps_per_s"], 1)
+            caveat = (" (pallas in interpret mode: a correctness run only, not a speed figure)"
+                      if by_backend["pallas"]["note"].startswith("interpret") else "")
+            print(f"  pallas/xla: {ratio:.3g}x train steps/s at {n_prog} programs{caveat}")
+            summary[f"{name}_pallas_over_xla"] = round(ratio, 4)
+            summary["pallas_interpret"] = int(bool(caveat))
+        for backend, row in by_backend.items():
+            summary[f"{name}_{backend}_steps_per_s"] = row["steps_per_s"]
+            summary[f"{name}_{backend}_programs_per_s"] = row["programs_per_s"]
+            summary[f"{name}_{backend}_max_fitness_diff"] = row["max_fitness_diff"]
+
+
 def main(argv) -> None:
     del argv
     import jax
@@ -248,6 +340,23 @@ def main(argv) -> None:
     summary: dict = {"devices": len(jax.local_devices()), "dtype": FLAGS.dtype}
     if FLAGS.dataset:
         summary["baseline_tasks"] = FLAGS.dataset
+    backends = [b.strip().lower() for b in FLAGS.backends if b.strip()]
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown or len(set(backends)) != len(backends):
+        raise app.UsageError(f"--backends takes distinct names from {', '.join(BACKENDS)}; got {FLAGS.backends}")
+    if backends:
+        for name in FLAGS.configs:
+            run_backends(name, backends, rows, summary)
+        cols = ("config", "backend", "programs", "lanes", "compile_s", "wall_s", "steps_per_s", "programs_per_s",
+                "max_fitness_diff")
+        print("\n" + " | ".join(cols))
+        for row in rows:
+            print(" | ".join(f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in cols))
+        if FLAGS.json:
+            with open(FLAGS.json, "w") as f:
+                json.dump(dict(rows=rows, summary=summary), f, indent=1)
+        print(" ".join(f"{k}={v}" for k, v in summary.items()))
+        return
     for name in FLAGS.configs:
         run_config(name, rows, summary)
     cols = ("config", "programs", "lanes", "compile_s", "wall_s", "cpu_s", "steps_per_s", "steps_per_cpu_s",

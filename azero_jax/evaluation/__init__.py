@@ -74,7 +74,8 @@ def resolve_backend(name: str, features: int | None = None) -> str:
     "auto": "pallas" (one kernel per batch) when JAX's default device is an
     NVIDIA GPU and F (`features`, when known) is a power of two, which the
     Triton lowering needs; "xla" everywhere else (CPU; TPU until the kernel
-    is ported to Mosaic TPU)."""
+    is ported to Mosaic TPU). `make_backend` also falls back to "xla" where
+    the pallas backend refuses the config (`pallas_eval.triton_problem`)."""
     key = BACKEND_ALIASES.get(str(name).strip().lower(), str(name).strip().lower())
     if key == AUTO:
         import jax  # only batched backends get here
@@ -109,12 +110,22 @@ def make_backend(name: str, tasks: Sequence[Task], memory: MemoryShape, *,
     op_subsets, chunk, task_groups); each backend gets those its constructor
     names, so the reference backend ignores the xla ones."""
     key = resolve_backend(name, tasks[0].features if tasks else None)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if key == "pallas" and str(name).strip().lower() == AUTO:
+        try:  # "auto" takes pallas only where it can run (e.g. not F = 256 on Triton), else xla
+            return _construct("pallas", tasks, memory, max_abs_error, dtype, options)
+        except ValueError:
+            key = "xla"
+    return _construct(key, tasks, memory, max_abs_error, dtype, options)
+
+
+def _construct(key: str, tasks: Sequence[Task], memory: MemoryShape, max_abs_error: float, dtype: str,
+               options: dict[str, Any]) -> Backend:
     factory = _REGISTRY[key]
     if isinstance(factory, str):
         module, attr = factory.split(":")
         factory = _REGISTRY[key] = getattr(importlib.import_module(module), attr)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return factory(tasks, memory, max_abs_error=max_abs_error, dtype=dtype, **_accepted(factory, options))
 
 

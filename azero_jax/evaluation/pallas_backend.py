@@ -22,7 +22,11 @@ in any batch; chunks are still padded to a fixed size (fewer compiles).
 `interpret` (None: True unless JAX's default backend is a GPU) runs the
 kernel in Pallas interpret mode (any platform; slow to compile, used for
 correctness); off interpret mode the kernel is lowered through Pallas's
-Triton backend (CUDA). float64 interpret results agree with the NumPy
+Triton backend (CUDA); a task group the Triton kernel cannot hold (F not a
+power of two, or a tensor over Triton's 2**20-element cap, e.g. the
+baseline's matrix bank at F = 256) is refused at construction with a
+ValueError naming `--backend=xla` (`pallas_eval.triton_problem`; the
+lowering itself does not check). float64 interpret results agree with the NumPy
 reference to 1e-12 (tests/test_pallas_backend.py) and with the xla backend
 up to last-ulp differences (measured: 2.2e-16 in fitness, some train errors
 and predictions) -- so FEC probe hashes may differ between the two backends,
@@ -59,6 +63,9 @@ class PallasBackend(XlaBackend):
         super().__init__(tasks, memory, max_abs_error=max_abs_error, dtype=dtype, op_subsets=op_subsets,
                          chunk=chunk, task_groups=task_groups)
         self.interpret = pallas_eval.default_interpret() if interpret is None else bool(interpret)
+        if not self.interpret:  # refuse up front what Triton cannot run (ValueError naming --backend=xla)
+            for g in range(len(self.groups)):
+                self.kernel_config(group=g, details=True)
 
     def kernel_config(self, *, batch: int = DEFAULT_CHUNK, group: int = 0, details: bool = False,
                       interpret: bool | None = None, backend: str | None = None) -> pallas_eval.KernelConfig:

@@ -46,7 +46,20 @@ ops, and the whole table in one kernel, lowers for CUDA to exactly one
 CPU-only machine, float32 and float64; it has not yet been compiled or run
 on a GPU. Shape rules for Triton: F must be a
 power of two (vector/matrix values are Triton tensors); tasks, epochs,
-memory banks and detail arrays are padded to powers of two here.
+memory banks and detail arrays are padded to powers of two here. The
+lowering checks neither that nor size: an F = 256 baseline (memory 5/9/2)
+exports to one Triton call although the kernel zeroes its matrix bank as one
+2 x 16 x 256 x 256 = 2**21-element tensor, twice Triton's own 2**20 cap
+(which Triton's Python frontend enforces; Pallas emits the IR directly), so
+`triton_problem` refuses such configs off interpret mode, naming
+`--backend=xla` (F = 4 / 16 / 32 pass).
+
+All 300 C++ reference cases match in float64 interpret mode (fitness,
+train steps, stop flag, predictions), run as ragged task groups
+(`RaggedTaskArrays`: one compile per F for tasks of different sizes). They
+found one bug, fixed here: XLA:CPU contracted the fused `sum(a * b)` into
+FMAs, turning inf + -inf products into +-inf instead of NaN (see
+`kernel._no_contract`).
 """
 
 from __future__ import annotations
@@ -59,6 +72,7 @@ import jax
 import numpy as np
 
 from azero_jax import fitness as fitness_lib
+from azero_jax import ops as ops_lib
 from azero_jax.jax_eval._batch import (
     DTYPES,
     Details,
@@ -85,13 +99,53 @@ from azero_jax.program import Algorithm, MemoryShape
 from azero_jax.program_arrays import ProgramArrays
 from azero_jax.tasks import Task
 
-__all__ = ["TRITON_CALL", "KernelArgs", "KernelConfig", "RaggedTaskArrays", "default_interpret", "dispatch_batch", "evaluate_batch",
-           "export_cuda", "input_shapes", "kernel_config", "make_call", "trace_count"]
+__all__ = ["TRITON_CALL", "TRITON_MAX_TENSOR_NUMEL", "KernelArgs", "KernelConfig", "RaggedTaskArrays",
+           "default_interpret", "dispatch_batch", "evaluate_batch", "export_cuda", "input_shapes", "kernel_config",
+           "largest_triton_tensor", "make_call", "trace_count", "triton_problem"]
 
 
 def default_interpret() -> bool:
     """Interpret mode unless the default JAX backend is a GPU."""
     return jax.default_backend() != "gpu"
+
+
+TRITON_MAX_TENSOR_NUMEL = 2**20  # triton.language's cap on one tensor's elements (its frontend checks it;
+# Pallas emits Triton IR directly and does not, so the lowering itself accepts larger tensors)
+
+
+def largest_triton_tensor(cfg: KernelConfig) -> tuple[int, str]:
+    """(elements, what) of the largest value the kernel holds as one Triton
+    tensor, from its shapes: the zero-initialised banks and detail outputs,
+    one op's (tasks, F, F) matrix value, (tasks, F, F, F) for a cubic op."""
+    tp, f = cfg.num_tasks, cfg.features
+    sizes = [(pow2(cfg.scalars) * tp, "the scalar bank"), (pow2(cfg.vectors) * tp * f, "the vector bank"),
+             (pow2(max(cfg.matrices, 1)) * tp * f * f, f"the matrix bank ({pow2(max(cfg.matrices, 1))} x {tp} "
+                                                        f"tasks x {f} x {f})")]
+    ops = {o for subset in cfg.op_subsets for o in subset}
+    if cfg.matrices and any(ops_lib.MATRIX in (op.in1, op.in2, op.out) for op in (ops_lib.OPS[o] for o in ops)):
+        sizes.append((tp * f * f, f"a matrix op's value ({tp} tasks x {f} x {f})"))
+    if cfg.matrices and any(ops_lib.OPS[o].cubic for o in ops):
+        sizes.append((tp * f ** 3, f"the matrix product's ({tp} tasks x {f} x {f} x {f})"))
+    if cfg.details:
+        sizes += [(pow2(cfg.num_epochs * cfg.num_train) * tp, "the per-step train errors"),
+                  (cfg.epochs_padded * pow2(cfg.num_valid) * tp, "the validation predictions")]
+    return max(sizes)
+
+
+def triton_problem(cfg: KernelConfig) -> str | None:
+    """Why `cfg` cannot run on the Triton lowering (CUDA), or None. Neither
+    problem is caught by the lowering (`export_cuda` succeeds for an F = 256
+    baseline, tests/test_pallas_backend.py); they surface only when a GPU
+    compiles it, if at all."""
+    if cfg.features != pow2(cfg.features):
+        return (f"the pallas backend on GPU (Triton) needs F a power of two, got F={cfg.features}; "
+                "use --backend=xla")
+    n, what = largest_triton_tensor(cfg)
+    if n > TRITON_MAX_TENSOR_NUMEL:
+        return (f"the pallas backend on GPU (Triton) would hold {what} as one tensor of {n} elements, over "
+                f"Triton's cap of {TRITON_MAX_TENSOR_NUMEL} (F={cfg.features}, {cfg.num_tasks} padded tasks); "
+                "use --backend=xla")
+    return None
 
 
 def kernel_config(batch: CompiledBatch, arrays: TaskArrays, memory: MemoryShape, *, op_subsets=None,
@@ -104,25 +158,33 @@ def kernel_config(batch: CompiledBatch, arrays: TaskArrays, memory: MemoryShape,
     interpret = default_interpret() if interpret is None else bool(interpret)
     if backend is None and not interpret:
         backend = "triton"  # Pallas's default GPU lowering (Mosaic GPU) refuses the row reductions
-    return KernelConfig(
+    cfg = KernelConfig(
         scalars=memory.scalars, vectors=memory.vectors, matrices=memory.matrices, features=arrays.features,
         dtype=dtype, op_subsets=normalize_subsets(op_subsets), num_epochs=arrays.num_epochs,
         num_train=arrays.num_train, num_valid=arrays.num_valid, num_tasks=pow2(len(arrays.tasks)),
         lengths=batch.length_buckets, batch=batch.batch, max_abs_error=float(max_abs_error),
         details=bool(return_details), interpret=interpret, backend=backend, num_warps=num_warps)
+    problem = None if interpret else triton_problem(cfg)
+    if problem:
+        raise ValueError(problem)
+    return cfg
 
 
 TRITON_CALL = "__gpu$xla.gpu.triton"
 
 
-def export_cuda(cfg: KernelConfig):
+def export_cuda(cfg: KernelConfig, *, check: bool = True):
     """`jax.export` of the kernel for `cfg` lowered for CUDA through Pallas's
     Triton backend (works on a CPU-only machine): a `jax.export.Exported`;
     `.mlir_module()` is its StableHLO text, one `TRITON_CALL` custom call per
-    kernel launch."""
+    kernel launch. `check`: first refuse a config `triton_problem` names
+    (ValueError); without it, lowers whatever the lowering accepts."""
     from jax import export
 
     cfg = dataclasses.replace(cfg, interpret=False, backend="triton")
+    problem = triton_problem(cfg) if check else None
+    if problem:
+        raise ValueError(problem)
     with x64_scope(cfg.dtype):
         return export.export(jax.jit(make_call(cfg)), platforms=["cuda"],
                              disabled_checks=[export.DisabledSafetyCheck.custom_call(TRITON_CALL)])(

@@ -147,12 +147,23 @@ def _mean(xp, x, axis=None):
     return xp.sum(x, axis=axis) / n
 
 
+def _rounded(xp, product):
+    """`product` as it is; under XLA a select between it and the subtraction
+    it feeds, so the compiler cannot contract `a - b * c` into an FMA (which
+    skips the product's rounding: sqrt(E[x^2] - E[x]^2) of one element was a
+    tiny nonzero or NaN instead of 0 in the pallas kernel's interpret mode).
+    The same form as `pallas_eval.kernel._no_contract`; a no-op for NumPy."""
+    if getattr(xp, "__name__", "") == "numpy":
+        return product
+    return xp.where(xp.isnan(product), xp.asarray(float("nan"), product.dtype), product)
+
+
 def _st_dev(xp, x, axis=None):
     # sqrt(E[x^2] - E[x]^2) exactly as the reference (no clamping: a tiny
     # negative radicand gives NaN).
     n = x.size if axis is None else x.shape[axis]
     mean = xp.sum(x, axis=axis) / n
-    return xp.sqrt(xp.sum(x * x, axis=axis) / n - mean * mean)
+    return xp.sqrt(xp.sum(x * x, axis=axis) / n - _rounded(xp, mean * mean))
 
 
 def _index(xp, f, features):

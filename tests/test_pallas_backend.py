@@ -97,6 +97,38 @@ def test_parity_all_ops_with_budgets():
             assert abs(fit_b[i, t] - r.fitness) <= TOL and det_b.train_steps[i, t] == r.train_steps, (i, t)
 
 
+@pytest.mark.parametrize("features,memory", [(1, MemoryShape(3, 2, 1, 1)), (16, MemoryShape(4, 3, 2, 16)),
+                                             (32, MemoryShape(2, 2, 1, 32))])
+def test_parity_feature_sizes(features, memory):
+    """All 65 ops at F = 1, 16, 32 (the xla backend's shape suite; F = 2 and
+    4 above), float64 interpret mode: fitness within 1e-12, steps exact."""
+    rng = np.random.default_rng(features)
+    task_list = parity.random_tasks(rng, features, num_tasks=4, num_train=5, num_valid=3)
+    programs = parity.random_programs(rng, memory, 16, max_size=6)
+    fit, _ = _check_against_reference(programs, task_list, memory, features, ops_lib.ALL_OPS, batch_size=16)
+    assert (fit > 0).sum() > 10
+
+
+def test_float32_agrees_on_well_conditioned_programs():
+    """float32 tolerance (as for the xla backend): hand-written SGD programs
+    on unit-scale data, fitness within 1e-4 of float64 and of the xla
+    backend's float32; train steps equal."""
+    from azero_jax import jax_eval
+    from azero_jax import programs as programs_lib
+
+    memory = MemoryShape(4, 3, 1, 4)
+    task_list = tasks.make_tasks(tasks.get_preset("demo_search", num_tasks=3, num_train=20, num_valid=10))
+    progs = [programs_lib.linear_algorithm((10, 2, 8)), programs_lib.linear_algorithm((10, 2, 8), learning_rate=0.1)]
+    subsets = {c: tuple(ops_lib.DEMO_OPS) + (ops_lib.NO_OP_ID,) for c in COMPONENTS}
+    f64 = np.array([[reference.evaluate_task(p, t, memory).fitness for t in task_list] for p in progs])
+    f32, det = pallas_eval.evaluate_batch(progs, task_list, memory, op_subsets=subsets, dtype="float32",
+                                          return_details=True, interpret=True)
+    xla32 = jax_eval.evaluate_batch(progs, task_list, memory, op_subsets=subsets, dtype="float32")
+    np.testing.assert_allclose(f32, f64, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(f32, xla32, rtol=0, atol=1e-4)
+    assert det.train_steps.tolist() == [[20] * 3] * 2 and (f64 > 0.3).all()
+
+
 MEM = MemoryShape(4, 3, 1, 4)
 OP_SUBSETS = {c: tuple(ops_lib.DEMO_OPS) + (ops_lib.NO_OP_ID,) for c in COMPONENTS}
 

@@ -33,6 +33,7 @@ give a program the same bits wherever it is evaluated.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import jax
@@ -146,6 +147,9 @@ class XlaBackend:
             group = 0 if task_groups is None else int(task_groups[i])
             shapes.setdefault((t.features, t.num_train, t.num_valid, group), []).append(i)
         self.groups = [_Group(idx, self.tasks, len(self.tasks)) for idx in shapes.values()]
+        # Wall seconds inside the interpreter calls (packing, dispatch, waiting for results): the
+        # search's time profile subtracts them to get its host time per child.
+        self.interpreter_seconds = 0.0
 
     def _round(self, size: int) -> int:
         return -(-size // self.num_devices) * self.num_devices
@@ -176,9 +180,13 @@ class XlaBackend:
             counts = num_train_examples[lo:lo + self.chunk] if per_program else num_train_examples
             part_seed = seed[lo:lo + self.chunk] if isinstance(seed, np.ndarray) else seed
             size = self.chunk if fixed_size else self._round(batch_size_for(count(part), min(MIN_BATCH, self.chunk)))
+            start = time.perf_counter()
             pending.append(self._dispatch(part, arrays, seed=part_seed, num_train_examples=counts, batch_size=size,
                                           probe=fixed_size))
+            self.interpreter_seconds += time.perf_counter() - start
+        start = time.perf_counter()
         results = [self._result(p) for p in pending]
+        self.interpreter_seconds += time.perf_counter() - start
         if len(results) == 1:
             return results[0]
         return (np.concatenate([r[0] for r in results]),

@@ -227,15 +227,20 @@ class _Run:
             plan, evaluator, evo, state = resume_lib.resume_experiment(self)
         # Reference Run(): stop tests only between full sweeps; the wall-clock
         # budget is also tested after every step (it may cut a sweep short).
-        start, steps_before = time.perf_counter(), evaluator.counters().train_steps
+        backend = getattr(evaluator, "backend", None)  # the batched backends time their calls
+        before, interpreter_before = evaluator.counters(), getattr(backend, "interpreter_seconds", None)
+        start = time.perf_counter()
         state = evo.run(state, should_stop=should_stop, on_step=on_step, on_sweep=on_sweep,
                         interrupt=self.out_of_time)
         self.profile["search"] += time.perf_counter() - start
-        self.profile["search_train_steps"] += evaluator.counters().train_steps - steps_before
+        self.profile["search_train_steps"] += evaluator.counters().train_steps - before.train_steps
+        self.profile["search_individuals"] += evaluator.counters().individuals - before.individuals
         program, search_fitness = evolution_lib.result(state, evo.config)
         for timers in (evo.timers, evaluator.timers):
             for name, seconds in timers.items():
                 self.profile[name] += seconds
+        if interpreter_before is not None:
+            self.profile["interpreter"] += backend.interpreter_seconds - interpreter_before
         if isinstance(evaluator, CachedEvaluator):  # the interpreter's own rate on this search's programs
             island = state.islands[0]
             steps, seconds = evaluator.interpreter_rate(

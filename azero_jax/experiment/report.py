@@ -72,8 +72,13 @@ def interpreter_use(profile: dict[str, float]) -> dict[str, float] | None:
         return None
     search = profile.get("search_train_steps", 0.0) / profile["search"]
     interpreter = profile["calibration_train_steps"] / profile["calibration_seconds"]
-    return {"search_train_steps_per_second": search, "interpreter_train_steps_per_second": interpreter,
-            "fraction": search / interpreter if interpreter else 0.0}
+    out = {"search_train_steps_per_second": search, "interpreter_train_steps_per_second": interpreter,
+           "fraction": search / interpreter if interpreter else 0.0}
+    if profile.get("interpreter") and profile.get("search_individuals"):
+        # Host time per child: the search's wall time outside the interpreter's calls.
+        out["host_us_per_individual"] = 1e6 * (profile["search"] - profile["interpreter"]) / \
+            profile["search_individuals"]
+    return out
 
 
 def reset_csv(path: str, rows: int) -> None:

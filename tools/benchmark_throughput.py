@@ -155,7 +155,8 @@ def time_reference(progs, task, memory, n_ref):
     return steps, time.process_time() - t0
 
 
-def run_config(name: str, rows: list, summary: dict) -> None:
+def _setup(name: str):
+    """(config, rng, memory, tasks, task arrays, op subsets, program sizes) of a named config."""
     from azero_jax import jax_eval
 
     cfg = CONFIGS[name]
@@ -163,9 +164,14 @@ def run_config(name: str, rows: list, summary: dict) -> None:
     memory = MemoryShape(*cfg["memory"], features=cfg["features"])
     scale = FLAGS.baseline_scale if name == "baseline" else 1.0
     tasks = real_tasks(cfg, scale) if (FLAGS.dataset and name == "baseline") else make_tasks(rng, cfg, scale)
-    arrays = jax_eval.TaskArrays(tasks)
-    subsets = dict(zip(COMPONENTS, cfg["ops"], strict=True))
-    sizes = dict(zip(COMPONENTS, cfg["sizes"], strict=True))
+    return (cfg, rng, memory, tasks, jax_eval.TaskArrays(tasks), dict(zip(COMPONENTS, cfg["ops"], strict=True)),
+            dict(zip(COMPONENTS, cfg["sizes"], strict=True)))
+
+
+def run_config(name: str, rows: list, summary: dict) -> None:
+    from azero_jax import jax_eval
+
+    cfg, rng, memory, tasks, arrays, subsets, sizes = _setup(name)
     sizes_flag = FLAGS.programs or (FLAGS.demo_programs if name == "demo" else FLAGS.baseline_programs)
     sweep = [int(p) for p in sizes_flag if int(p) * len(tasks) <= FLAGS.max_lanes] or [int(sizes_flag[0])]
     progs_all = [generators.random_algorithm(rng, memory, subsets, sizes) for _ in range(max(sweep))]
@@ -178,7 +184,8 @@ def run_config(name: str, rows: list, summary: dict) -> None:
     print(f"[{name}] reference: {FLAGS.ref_programs} programs x 1 task, {ref_steps} train steps in "
           f"{ref_cpu:.2f} CPU-s -> {ref_sps:,.0f} steps/s, {ref_pps:.2f} programs/s on {len(tasks)} tasks "
           f"(extrapolated; tasks {n_train}/{tasks[0].num_valid} train/valid"
-          + (f", scaled x{scale} from {cfg['train']}/{cfg['valid']}" if scale != 1.0 else "")
+          + (f", scaled x{FLAGS.baseline_scale} from {cfg['train']}/{cfg['valid']}"
+             if name == "baseline" and FLAGS.baseline_scale != 1.0 else "")
           + (f", projected {FLAGS.dataset} pairs" if FLAGS.dataset and name == "baseline" else ", synthetic") + ")")
 
     best = None
@@ -278,16 +285,8 @@ def run_backends(name: str, backends: list[str], rows: list, summary: dict) -> N
     """--backends: the named backends side by side on the same programs and tasks."""
     import jax
 
-    from azero_jax import jax_eval
 
-    cfg = CONFIGS[name]
-    rng = np.random.default_rng(0)
-    memory = MemoryShape(*cfg["memory"], features=cfg["features"])
-    scale = FLAGS.baseline_scale if name == "baseline" else 1.0
-    tasks = real_tasks(cfg, scale) if (FLAGS.dataset and name == "baseline") else make_tasks(rng, cfg, scale)
-    arrays = jax_eval.TaskArrays(tasks)
-    subsets = dict(zip(COMPONENTS, cfg["ops"], strict=True))
-    sizes = dict(zip(COMPONENTS, cfg["sizes"], strict=True))
+    cfg, rng, memory, tasks, arrays, subsets, sizes = _setup(name)
     sweep = [int(p) for p in (FLAGS.programs or [(FLAGS.demo_programs if name == "demo"
                                                   else FLAGS.baseline_programs)[0]])]
     progs_all = [generators.random_algorithm(rng, memory, subsets, sizes) for _ in range(max(sweep))]
@@ -349,18 +348,11 @@ def main(argv) -> None:
             run_backends(name, backends, rows, summary)
         cols = ("config", "backend", "programs", "lanes", "compile_s", "wall_s", "steps_per_s", "programs_per_s",
                 "max_fitness_diff")
-        print("\n" + " | ".join(cols))
-        for row in rows:
-            print(" | ".join(f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in cols))
-        if FLAGS.json:
-            with open(FLAGS.json, "w") as f:
-                json.dump(dict(rows=rows, summary=summary), f, indent=1)
-        print(" ".join(f"{k}={v}" for k, v in summary.items()))
-        return
-    for name in FLAGS.configs:
-        run_config(name, rows, summary)
-    cols = ("config", "programs", "lanes", "compile_s", "wall_s", "cpu_s", "steps_per_s", "steps_per_cpu_s",
-            "ref_steps_per_s", "speedup", "programs_per_s")
+    else:
+        for name in FLAGS.configs:
+            run_config(name, rows, summary)
+        cols = ("config", "programs", "lanes", "compile_s", "wall_s", "cpu_s", "steps_per_s", "steps_per_cpu_s",
+                "ref_steps_per_s", "speedup", "programs_per_s")
     print("\n" + " | ".join(cols))
     for row in rows:
         print(" | ".join(f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in cols))
@@ -368,7 +360,6 @@ def main(argv) -> None:
         with open(FLAGS.json, "w") as f:
             json.dump(dict(rows=rows, summary=summary), f, indent=1)
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
-
 
 if __name__ == "__main__":
     app.run(main)

@@ -278,3 +278,21 @@ def test_time_spent_before_the_search_counts_against_the_budget(tmp_path):
     result = experiment.run_experiments(_tiny(max_seconds=600.0), output_dir=str(tmp_path / "b"), log=None,
                                         elapsed_offset=30.0)
     assert result.elapsed_seconds >= 30.0
+
+
+def test_results_report_the_search_against_its_interpreter(tmp_path):
+    """results.json `interpreter_use` (batched backends): the search's train
+    steps/s, the interpreter's own rate on full batches of its programs,
+    their ratio and the host time per individual; None on the reference."""
+    xla = experiment.run_experiments(_tiny(backend="xla", children_per_step=10, max_experiments=1),
+                                     output_dir=str(tmp_path / "xla"), log=None).to_dict()["interpreter_use"]
+    assert set(xla) == {"search_train_steps_per_second", "interpreter_train_steps_per_second", "fraction",
+                        "host_us_per_individual"}
+    assert xla["search_train_steps_per_second"] > 0 and xla["interpreter_train_steps_per_second"] > 0
+    assert xla["fraction"] == pytest.approx(xla["search_train_steps_per_second"]
+                                            / xla["interpreter_train_steps_per_second"])
+    assert xla["host_us_per_individual"] > 0
+    with open(tmp_path / "xla" / "results.json") as f:
+        assert json.load(f)["interpreter_use"] == xla
+    reference_run = experiment.run_experiments(_tiny(max_experiments=1), output_dir=str(tmp_path / "ref"), log=None)
+    assert reference_run.to_dict()["interpreter_use"] is None

@@ -43,7 +43,7 @@ from azero_jax import checkpoint as checkpoint_lib
 from azero_jax import program_arrays as pa
 from azero_jax import serialization
 from azero_jax import tasks as tasks_lib
-from azero_jax.evaluation import CachedEvaluator, Evaluator
+from azero_jax.evaluation import Evaluator
 from azero_jax.experiment import preflight, report
 from azero_jax.experiment import resume as resume_lib
 from azero_jax.experiment.config import ConfigError, ExperimentConfig, _listify
@@ -241,7 +241,9 @@ class _Run:
                 self.profile[name] += seconds
         if interpreter_before is not None:
             self.profile["interpreter"] += backend.interpreter_seconds - interpreter_before
-        if isinstance(evaluator, CachedEvaluator):  # the interpreter's own rate on this search's programs
+        if interpreter_before is not None and not getattr(backend, "interpret", False):
+            # The batched interpreter's own rate on this search's programs (not for the NumPy
+            # reference or Pallas's interpret mode: slow, and not what the figure is about).
             island = state.islands[0]
             steps, seconds = evaluator.interpreter_rate(
                 pa.take(island.programs, np.arange(min(island.size, CALIBRATION_PROGRAMS))))

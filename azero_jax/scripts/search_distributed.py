@@ -1,0 +1,251 @@
+"""Island evolution across processes (and hosts) on `jax.distributed`.
+
+  # two processes on one machine (start both; process 0 runs the coordinator)
+  azero-search-distributed --config=tiny --islands=2 --migration_every=5 --steps=50 \\
+      --coordinator_address=127.0.0.1:12345 --num_processes=2 --process_id=0 --output_dir=/tmp/d &
+  azero-search-distributed --config=tiny --islands=2 --migration_every=5 --steps=50 \\
+      --coordinator_address=127.0.0.1:12345 --num_processes=2 --process_id=1 --output_dir=/tmp/d
+  # one process holding every island (no JAX collectives at all)
+  azero-search-distributed --config=tiny --islands=2 --migration_every=5 --steps=50 --output_dir=/tmp/d1
+
+(or `python experiments/search_distributed.py ...`). Global island g lives on
+process g mod N; each island is its own searcher with streams seeded from
+(--seed, g), and every --migration_every steps each island's best replaces the
+oldest individual of island g+1 (mod the island count), through
+`process_allgather` across the processes (see azero_jax.search.distributed,
+which also states the determinism guarantee: the same islands whatever N).
+All processes must get the same flags except --process_id. The search runs
+--steps evolution steps on the config's search tasks (no select/final phases,
+no checkpoints yet). Every process logs lines prefixed `[process P]`;
+process 0 writes results.json (best program and fitness, every island's best,
+per-process individuals, migrations) into --output_dir.
+
+Multi-process runs use gloo CPU collectives and one JAX device per process.
+--initialization_timeout bounds the wait for the coordinator: a wrong address
+or a coordinator that never starts is one `error:` line and exit status 2
+after at most that many seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import os
+import socket
+import sys
+import time
+
+import numpy as np
+from absl import flags
+
+from azero_jax import cli, experiment, fileio, serialization
+from azero_jax import program_arrays as pa
+from azero_jax import tasks as tasks_lib
+from azero_jax.experiment.evaluators import make_evaluator
+from azero_jax.search import distributed as dist
+from azero_jax.search import mutator as mutator_lib
+from azero_jax.search.array_mutator import ArrayMutator
+from azero_jax.search.evolution import RegularizedEvolution
+
+MAX_INIT_TIMEOUT = 3600
+_FLAGS: dict[str, flags.FlagHolder] = {}
+
+
+def define_flags() -> None:
+    if _FLAGS:
+        return
+    _FLAGS["config"] = flags.DEFINE_string("config", "tiny",
+                                           f"preset ({', '.join(experiment.PRESETS)}) or JSON config path")
+    _FLAGS["output_dir"] = flags.DEFINE_string("output_dir", None, "directory for results.json (process 0)")
+    _FLAGS["steps"] = flags.DEFINE_integer("steps", 20, "evolution steps of every island", lower_bound=0)
+    _FLAGS["coordinator_address"] = flags.DEFINE_string(
+        "coordinator_address", None, "HOST:PORT of process 0's coordinator (needed with --num_processes > 1)")
+    _FLAGS["num_processes"] = flags.DEFINE_integer("num_processes", 1, "processes in the run", lower_bound=1)
+    _FLAGS["process_id"] = flags.DEFINE_integer("process_id", 0, "this process's index in [0, num_processes)",
+                                                lower_bound=0)
+    _FLAGS["initialization_timeout"] = flags.DEFINE_integer(
+        "initialization_timeout", 60, "seconds to wait for the coordinator and all processes to connect",
+        lower_bound=1, upper_bound=MAX_INIT_TIMEOUT)
+    cli.define_config_flags()
+
+
+# ------------------------------------------------------------ connection --
+
+def parse_address(address: str) -> tuple[str, int]:
+    host, sep, port = (address or "").strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise cli.UsageError(f"--coordinator_address must be HOST:PORT, got {address!r}")
+    return host, int(port)
+
+
+def check_coordinator_address(address: str, process_id: int, timeout: float) -> None:
+    """Before `jax.distributed.initialize` (whose failures abort the process
+    with a C++ stack trace): process 0 must be able to bind the address (it
+    runs the coordinator there); the others wait up to `timeout` seconds for
+    it to accept connections. A UsageError (one `error:` line) otherwise."""
+    host, port = parse_address(address)
+    if process_id == 0:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as e:
+            raise cli.UsageError(f"coordinator address {address!r}: cannot resolve {host!r} ({e})") from None
+        family, _, _, _, sockaddr = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(sockaddr)
+            except OSError as e:
+                why = ("the port is in use" if e.errno == errno.EADDRINUSE else
+                       f"{host!r} is not an address of this machine" if e.errno == errno.EADDRNOTAVAIL else str(e))
+                raise cli.UsageError(f"process 0 cannot run the coordinator at {address}: {why}") from None
+        return
+    deadline = time.monotonic() + timeout
+    last = "no attempt"
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=min(2.0, max(0.1, deadline - time.monotonic()))):
+                return
+        except OSError as e:
+            last = e.strerror or str(e)
+        if time.monotonic() >= deadline:
+            raise cli.UsageError(f"no coordinator reachable at {address} within {timeout:g} s ({last}): check "
+                                 "--coordinator_address and that process 0 is running")
+        time.sleep(0.2)
+
+
+def initialize(address: str, num_processes: int, process_id: int, timeout: int) -> None:
+    start = time.monotonic()
+    check_coordinator_address(address, process_id, timeout)
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    left = max(1, int(timeout - (time.monotonic() - start)))
+    jax.distributed.initialize(coordinator_address=address, num_processes=num_processes, process_id=process_id,
+                               initialization_timeout=left)
+
+
+# ------------------------------------------------------------ search --
+
+def build_searchers(config: experiment.ExperimentConfig, islands: list[int], seed: int,
+                    log) -> list[RegularizedEvolution]:
+    """One single-island searcher per global island in `islands` (the driver's pieces)."""
+    specs = config.task_specs("search")
+    if config.randomize_task_seeds:  # the same draw on every process
+        specs = tasks_lib.randomize_collection_seeds(specs, np.random.default_rng(seed))
+    search_tasks = tasks_lib.make_tasks(specs)
+    groups = config.island_tasks(specs)
+    memory = config.memory_shape(search_tasks[0].features)
+    budget = None if config.train_budget is None else config.train_budget.build(config.init_sizes)
+    mutator_cfg = config.mutator_config(memory.features)
+    generator = mutator_lib.InitialPopulation.from_config(config.initial_population, config.init_sizes, mutator_cfg)
+    evo_cfg = dataclasses.replace(config.evolution_config(), num_islands=1, migration_every=0)
+    searchers = []
+    for g in islands:
+        evaluator = make_evaluator(
+            config, search_tasks, memory, seed=dist.island_seed(seed, g, "evaluator") % 2**31, fec_spec=config.fec,
+            train_budget=budget, combination=config.fitness_combination, hurdles=True,
+            task_groups=None if groups is None else groups[0])
+        searchers.append(RegularizedEvolution(
+            evo_cfg, ArrayMutator(mutator_cfg), generator, evaluator,
+            log=lambda line, g=g: log(f"island {g}: {line}"),
+            island_tasks=None if groups is None else [groups[1][g]]))
+    return searchers
+
+
+def _population_digest(state) -> list[int]:
+    island = state.islands[0]
+    h = hashlib.sha256(np.ascontiguousarray(island.fitnesses, np.float64).tobytes())
+    for code in island.programs:
+        for a in code:
+            h.update(np.ascontiguousarray(a).tobytes())
+    return np.frombuffer(h.digest()[:8], np.int32).tolist()
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    n, p = _FLAGS["num_processes"].value, _FLAGS["process_id"].value
+    output_dir = _FLAGS["output_dir"].value
+    if not output_dir:
+        cli.fail("--output_dir is required")
+    if p >= n:
+        cli.fail(f"--process_id={p} must be below --num_processes={n}")
+    config = cli.config_from_flags(experiment.load_config(_FLAGS["config"].value))
+    if not config.random_seed:
+        cli.fail("give a non-zero --seed: a time-based seed would differ between the processes")
+    seed, g_count, steps = config.random_seed, config.num_islands, _FLAGS["steps"].value
+    if p == 0:
+        experiment.preflight.check_output_dir(output_dir)
+
+    def log(line: str) -> None:
+        print(f"[process {p}] {line}", flush=True)
+
+    allgather = dist.local_allgather
+    if n > 1:
+        address = _FLAGS["coordinator_address"].value
+        if not address:
+            cli.fail("--coordinator_address=HOST:PORT is required with --num_processes > 1")
+        timeout = _FLAGS["initialization_timeout"].value
+        log(f"connecting to the coordinator at {address} ({n} processes, timeout {timeout} s)")
+        initialize(address, n, p, timeout)
+        allgather = dist.jax_allgather
+    islands = dist.local_islands(p, n, g_count)
+    log(f"holds islands {islands} of {g_count} (island g lives on process g mod {n}); seed {seed}, {steps} steps, "
+        f"migration every {config.migration_every} steps")
+    search = dist.DistributedIslands(build_searchers(config, islands, seed, log), process_index=p, num_processes=n,
+                                     num_islands=g_count, migration_every=config.migration_every,
+                                     allgather=allgather, log=log)
+    start = time.monotonic()
+    states = search.init(seed)
+    states = search.run(states, steps)
+    individuals = sum(st.num_individuals for st in states)
+    log(f"done: {steps} steps, {individuals} individuals, {search.migrations} migrations, "
+        f"{time.monotonic() - start:.1f} s")
+
+    # The end: every island's best, and per-island counts and population digests (collectives: all processes).
+    programs, fitnesses = search.gather_bests(states)
+    rows = np.zeros((search.slots, 4), np.int32)
+    for j, st in enumerate(states):
+        rows[j, :2] = np.asarray([st.num_individuals], np.int64).view(np.int32)
+        rows[j, 2:] = _population_digest(st)
+    gathered = allgather(rows)
+    if p == 0:
+        algorithms = pa.to_algorithms(programs)
+        per_island = []
+        for g in range(g_count):
+            row = gathered[dist.owner(g, n), g // n]
+            per_island.append({
+                "island": g, "process": dist.owner(g, n), "best_fitness": float(fitnesses[g]),
+                "best_program_digest": dist.program_digest(algorithms[g]),
+                "individuals": int(row[:2].copy().view(np.int64)[0]),
+                "population_digest": row[2:].astype(np.uint32).tobytes().hex()})
+        best = int(np.argmax(np.where(np.isnan(fitnesses), -np.inf, fitnesses)))
+        per_process = [{"process": q, "islands": dist.local_islands(q, n, g_count),
+                        "individuals": sum(r["individuals"] for r in per_island if r["process"] == q)}
+                       for q in range(n)]
+        data = {"best_program": serialization.algorithm_to_dict(algorithms[best]),
+                "best_program_text": serialization.format_algorithm(algorithms[best]),
+                "best_fitness": float(fitnesses[best]), "best_island": best,
+                "islands": per_island, "per_process": per_process, "migrations": search.migrations,
+                "num_processes": n, "num_islands": g_count, "steps": steps, "seed": seed,
+                "config": config.to_dict()}
+        os.makedirs(output_dir, exist_ok=True)
+        path = os.path.join(output_dir, "results.json")
+        fileio.atomic_write_json(path, data)
+        log(f"best fitness {data['best_fitness']:.6f} (island {best}); wrote {path}")
+    if n > 1:
+        import jax
+
+        jax.distributed.shutdown()
+
+
+def cli_main(argv: list[str] | None = None) -> None:
+    """The `azero-search-distributed` console script."""
+    define_flags()
+    cli.run_app(main, __name__, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main())

@@ -1,0 +1,169 @@
+"""Island evolution across processes (azero_jax/search/distributed.py,
+azero_jax/scripts/search_distributed.py): local processes on gloo CPU
+collectives, the tiny config on the reference backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from azero_jax import program_arrays as pa
+from azero_jax.search import distributed as dist
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "experiments", "search_distributed.py")
+# 3 islands on 2 processes: process 0 holds islands 0 and 2, process 1 island 1, so the
+# ring 0 -> 1 -> 2 -> 0 crosses processes both ways and one process holds a padding slot.
+SEARCH_FLAGS = ["--config=tiny", "--islands=3", "--migration_every=3", "--steps=6", "--population_size=10",
+                "--seed=7"]
+TIMEOUT = 120
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(AZERO_JAX_CPU_DEVICES="1", JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    env.pop("XLA_FLAGS", None)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(output_dir: str, num_processes: int) -> list[str]:
+    """Runs the script on `num_processes` local processes; their logs."""
+    args = [sys.executable, SCRIPT, *SEARCH_FLAGS, f"--output_dir={output_dir}"]
+    if num_processes == 1:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT, env=_env())
+        assert out.returncode == 0, out.stdout + out.stderr
+        return [out.stdout]
+    args += [f"--coordinator_address=127.0.0.1:{_free_port()}", f"--num_processes={num_processes}",
+             "--initialization_timeout=60"]
+    procs = [subprocess.Popen([*args, f"--process_id={p}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env=_env()) for p in range(num_processes)]
+    logs = []
+    try:
+        for p in procs:
+            logs.append(p.communicate(timeout=TIMEOUT)[0])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, log in zip(procs, logs, strict=True):
+        assert p.returncode == 0, log
+    return logs
+
+
+def _results(output_dir: str) -> dict:
+    with open(os.path.join(output_dir, "results.json")) as f:
+        return json.load(f)
+
+
+def _layout_free(results: dict) -> dict:
+    """What the determinism claim says does not depend on the process count."""
+    return {"islands": [{k: v for k, v in r.items() if k != "process"} for r in results["islands"]],
+            **{k: results[k] for k in ("best_program", "best_fitness", "best_island", "migrations", "num_islands")}}
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("two"))
+    return out, _run(out, 2)
+
+
+def test_placement_rule():
+    assert [dist.owner(g, 2) for g in range(5)] == [0, 1, 0, 1, 0]
+    assert dist.local_islands(0, 2, 3) == [0, 2] and dist.local_islands(1, 2, 3) == [1]
+    assert dist.local_islands(3, 4, 2) == []
+    assert dist.island_seed(1, 0, "evolution") != dist.island_seed(1, 1, "evolution")
+    assert dist.island_seed(1, 0, "evolution") != dist.island_seed(1, 0, "evaluator")
+
+
+def test_wire_form_round_trip_is_bit_exact():
+    rng = np.random.default_rng(0)
+    codes = [pa.ComponentCode(rng.integers(0, 9, (2, c, 4)).astype(np.int32), rng.normal(size=(2, c, 4)),
+                              np.asarray([c, c - 1], np.int32)) for c in (2, 3, 4)]
+    programs = pa.ProgramArrays(*codes)
+    fits = np.asarray([np.nan, -0.0])
+    rows = dist.encode_rows(programs, fits, 3, (3, 3, 5))
+    back, back_fits, valid = dist.decode_rows(rows, (3, 3, 5))
+    assert valid.tolist() == [True, True, False]
+    assert np.isnan(back_fits[0]) and np.signbit(back_fits[1])
+    for a, b in zip(pa.with_capacity(programs, (3, 3, 5)), pa.take(back, [0, 1]), strict=True):
+        np.testing.assert_array_equal(a.ints, b.ints)
+        assert a.floats.tobytes() == b.floats.tobytes()
+        np.testing.assert_array_equal(a.lengths, b.lengths)
+
+
+def test_migrants_cross_processes_both_ways(two_process_run):
+    out, logs = two_process_run
+    sent, arrived = {}, {}
+    for p, log in enumerate(logs):
+        assert all(line.startswith(f"[process {p}] ") for line in log.splitlines()
+                   if line.startswith("[process")), log
+        for m, g, digest in re.findall(r"migration (\d+): island (\d+) sends its best, fitness=\S+, "
+                                       r"program=(\w+)", log):
+            sent[int(m), int(g)] = (p, digest)
+        for m, src, sp, dst, dp, digest in re.findall(
+                r"migration (\d+) \(step \d+\): island (\d+) \(process (\d+)\) -> island (\d+) \(process (\d+)\) "
+                r"slot \d+, fitness=\S+, program=(\w+)", log):
+            assert int(dp) == p
+            arrived[int(m), int(src), int(dst)] = (int(sp), digest)
+    assert {k[0] for k in sent} == {1, 2}
+    for (m, src, dst), (sp, digest) in arrived.items():
+        assert dst == (src + 1) % 3 and sent[m, src] == (sp, digest)  # what the source sent is what arrived
+    crossings = {(sp, dist.owner(dst, 2)) for (m, src, dst), (sp, _) in arrived.items()}
+    assert (0, 1) in crossings and (1, 0) in crossings  # process 0 -> 1 and 1 -> 0
+    assert len(arrived) == 2 * 3  # 2 migrations x 3 islands
+    results = _results(out)
+    assert results["migrations"] == 2 and results["num_processes"] == 2
+    assert [r["islands"] for r in results["per_process"]] == [[0, 2], [1]]
+    assert [r["individuals"] for r in results["per_process"]] == [2 * 16, 16]  # 10 initial + 6 children per island
+
+
+def test_same_seed_gives_identical_results(two_process_run, tmp_path):
+    out, _ = two_process_run
+    again = str(tmp_path / "again")
+    _run(again, 2)
+    assert _results(out) == _results(again)
+
+
+def test_one_process_equals_two_processes(two_process_run, tmp_path):
+    """The module's claim: the islands do not depend on the process count."""
+    out, _ = two_process_run
+    one = str(tmp_path / "one")
+    _run(one, 1)
+    assert _results(one)["per_process"] == [{"process": 0, "islands": [0, 1, 2], "individuals": 3 * 16}]
+    assert _layout_free(_results(one)) == _layout_free(_results(out))
+
+
+def test_wrong_coordinator_address_is_one_error_line(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, SCRIPT, *SEARCH_FLAGS, f"--output_dir={tmp_path}",
+                          f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", "--process_id=1",
+                          "--initialization_timeout=3"], capture_output=True, text=True, timeout=60, env=_env())
+    assert time.monotonic() - start < 30
+    assert out.returncode == 2
+    errors = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: no coordinator reachable at"), out.stderr
+    # process 0 cannot run a coordinator on another machine's address: at once
+    out = subprocess.run([sys.executable, SCRIPT, *SEARCH_FLAGS, f"--output_dir={tmp_path}",
+                          "--coordinator_address=192.0.2.1:1234", "--num_processes=2", "--process_id=0",
+                          "--initialization_timeout=3"], capture_output=True, text=True, timeout=60, env=_env())
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: process 0 cannot run the coordinator at 192.0.2.1:1234: '192.0.2.1' is not an address of this machine"]
+    assert not os.path.exists(tmp_path / "results.json")

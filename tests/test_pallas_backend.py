@@ -329,29 +329,92 @@ def test_cuda_lowering_is_one_triton_kernel_baseline(features):
     assert pallas_eval.export_cuda(cfg).mlir_module().count(pallas_eval.TRITON_CALL) == 1
 
 
-def test_triton_refuses_what_it_cannot_hold():
-    """F = 256 baseline: the lowering does NOT check Triton's limits -- it
-    exports one Triton call -- but the kernel would zero the matrix bank as
-    one 2 x 16 x 256 x 256 = 2**21-element tensor (and hold each matrix op's
-    value as 16 x 256 x 256 = 2**20 elements, 8192 float32 per thread at 4
-    warps), over Triton's 2**20-element tensor cap. So the backend refuses it
-    off interpret mode, naming the fallback; F = 3 (not a power of two) is
-    refused the same way (the lowering itself raises there)."""
+def test_f256_baseline_splits_the_tasks_and_lowers_to_one_triton_kernel():
+    """F = 256 baseline: all 16 padded tasks in one instance would zero the
+    matrix bank as one 2 x 16 x 256 x 256 = 2**21-element tensor, twice
+    Triton's 2**20 cap; the kernel splits the tasks over instances (grid =
+    (programs, 2)), 8 per instance: bank 2**20, a matrix op's value 2**19.
+    One Triton custom call; the backend accepts it off interpret mode."""
     cfg = _baseline_config(256)
-    assert pallas_eval.export_cuda(cfg, check=False).mlir_module().count(pallas_eval.TRITON_CALL) == 1
-    n, what = pallas_eval.largest_triton_tensor(cfg)
-    assert n == 2 * 16 * 256 * 256 == 2 * pallas_eval.TRITON_MAX_TENSOR_NUMEL and "matrix bank" in what
-    with pytest.raises(ValueError, match="--backend=xla"):
-        pallas_eval.export_cuda(cfg)
+    assert cfg.task_block == 8 and pallas_eval.triton_problem(cfg) is None
+    n, what = pallas_eval.largest_triton_tensor(cfg, cfg.num_tasks)  # unsplit
+    assert n == 2 * 16 * 256 * 256 == 2 * pallas_eval.TRITON_MAX_TENSOR_NUMEL and "2 x 16 tasks x 256 x 256" in what
+    assert pallas_eval.largest_triton_tensor(cfg) == (2**20, "the matrix bank (2 x 8 tasks x 256 x 256)")
+    assert pallas_eval.export_cuda(cfg).mlir_module().count(pallas_eval.TRITON_CALL) == 1
     task_list = parity.random_tasks(np.random.default_rng(0), 256, num_tasks=10, num_train=4, num_valid=2)
-    with pytest.raises(ValueError, match=r"2 x 16 tasks x 256 x 256.*--backend=xla"):
-        PallasBackend(task_list, BASELINE_MEM, op_subsets=BASELINE_SUBSETS, interpret=False)
+    backend = PallasBackend(task_list, BASELINE_MEM, op_subsets=BASELINE_SUBSETS, interpret=False)
+    assert backend.kernel_config(details=True).task_block == 8
+    assert [_baseline_config(f).task_block for f in (4, 16, 32, 128, 512)] == [16, 16, 16, 16, 2]
+
+
+def test_triton_refuses_what_it_cannot_hold():
+    """What one task per instance does not fit is refused off interpret
+    mode, naming the fallback: the matrix-matrix product's (F, F, F) value
+    at F >= 128 (2**21 elements of ONE task at F = 128; Triton's own verifier
+    rejects that reduce in the lowering), the baseline's matrix bank at
+    F = 1024 (2 x 1 x 1024 x 1024; this the lowering does NOT check: it
+    exports one Triton call), F not a power of two (F = 3; the lowering
+    itself raises there)."""
+    all_ops = dataclasses.replace(_baseline_config(128), op_subsets=(tuple(ops_lib.ALL_OPS),) * 3)
+    assert all_ops.task_block == 1
+    with pytest.raises(Exception, match="Maximum allowed number of elements is 1048576"):
+        pallas_eval.export_cuda(all_ops, check=False)
+    cubic = parity.random_tasks(np.random.default_rng(0), 128, num_tasks=3, num_train=4, num_valid=2)
+    with pytest.raises(ValueError, match=r"matrix product's \(1 task x 128 x 128 x 128\).* 2097152 elements even at "
+                                         r"1 task per kernel instance.*--backend=xla"):
+        PallasBackend(cubic, MemoryShape(4, 3, 2, 128), interpret=False)
+    assert dataclasses.replace(_baseline_config(64), op_subsets=all_ops.op_subsets).task_block == 4  # 4 x 2**18
+    big = _baseline_config(1024)
+    assert pallas_eval.export_cuda(big, check=False).mlir_module().count(pallas_eval.TRITON_CALL) == 1
+    with pytest.raises(ValueError, match=r"matrix bank \(2 x 1 task x 1024 x 1024\).*even at 1 task.*--backend=xla"):
+        pallas_eval.export_cuda(big)
     odd = parity.random_tasks(np.random.default_rng(0), 3, num_tasks=2, num_train=4, num_valid=2)
     with pytest.raises(ValueError, match="power of two.*--backend=xla"):
         PallasBackend(odd, MEM, op_subsets=OP_SUBSETS, interpret=False)
     with pytest.raises(ValueError, match="power of 2"):  # what the lowering says without the check
         pallas_eval.export_cuda(_baseline_config(3), check=False)
     PallasBackend(odd, MEM, op_subsets=OP_SUBSETS, interpret=True)  # interpret mode runs it
+
+
+def test_task_split_is_bit_identical_in_interpret_mode():
+    """Tasks split over kernel instances (`max_task_block` 2 and 1: grid =
+    (programs, 4 / 8) for 6 tasks padded to 8) give bit-identical fitness
+    and details to the unsplit kernel: nothing in the kernel combines tasks
+    (early stops, validation, train budgets, random draws keyed by task
+    index are per task). Baseline + demo ops (random sets, matrix ops),
+    1-2 epochs, regression and classification, per-lane budgets, and the
+    split run against the reference; float64, ~10 s."""
+    rng = np.random.default_rng(7)
+    memory = MemoryShape(4, 3, 2, 4)
+    op_ids = sorted(set(ops_lib.BASELINE_SETUP_OPS) | set(ops_lib.BASELINE_PREDICT_OPS)
+                    | set(ops_lib.BASELINE_LEARN_OPS) | set(ops_lib.DEMO_OPS))
+    task_list = parity.random_tasks(rng, 4, num_tasks=6, num_train=6, num_valid=3)
+    assert {t.num_train_epochs for t in task_list} == {1, 2} and {t.eval_type for t in task_list} == {"rms", "accuracy"}
+    programs = parity.random_programs(rng, memory, 16, max_size=8, op_ids=op_ids)
+    budget = rng.integers(0, 13, size=(16, len(task_list)))
+    subsets = {c: tuple(op_ids) for c in COMPONENTS}
+    runs = {}
+    for block in (None, 2, 1):
+        pending = pallas_eval.dispatch_batch(programs, task_list, memory, op_subsets=subsets, seed=4,
+                                             num_train_examples=budget, return_details=True, interpret=True,
+                                             max_task_block=block)
+        assert pending._cfg.task_block == (block or 8)
+        runs[block] = pending.result()
+    fit, det = runs[None]
+    assert (fit > 0).sum() > 30 and det.stopped_early.sum() > 20
+    for block in (2, 1):
+        f, d = runs[block]
+        np.testing.assert_array_equal(f.view(np.int64), fit.view(np.int64))
+        for name in det._fields:
+            a, b = np.asarray(getattr(det, name)), np.asarray(getattr(d, name))
+            np.testing.assert_array_equal(b.view(np.int64) if a.dtype == np.float64 else b,
+                                          a.view(np.int64) if a.dtype == np.float64 else a, err_msg=name)
+    for i, prog in enumerate(programs):
+        for t, task in enumerate(task_list):
+            r = reference.evaluate_task(prog, task, memory, seed=4, num_train_examples=int(budget[i, t]))
+            assert abs(fit[i, t] - r.fitness) <= TOL and det.train_steps[i, t] == r.train_steps, (i, t)
+    backend = PallasBackend(task_list, memory, op_subsets=subsets, max_task_block=3)
+    assert backend.kernel_config().task_block == 2 and backend.kernel_config().num_tasks == 8
 
 
 # ------------------------------------------------ benchmark_throughput --backends --

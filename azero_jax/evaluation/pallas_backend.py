@@ -22,11 +22,15 @@ in any batch; chunks are still padded to a fixed size (fewer compiles).
 `interpret` (None: True unless JAX's default backend is a GPU) runs the
 kernel in Pallas interpret mode (any platform; slow to compile, used for
 correctness); off interpret mode the kernel is lowered through Pallas's
-Triton backend (CUDA); a task group the Triton kernel cannot hold (F not a
-power of two, or a tensor over Triton's 2**20-element cap, e.g. the
-baseline's matrix bank at F = 256) is refused at construction with a
-ValueError naming `--backend=xla` (`pallas_eval.triton_problem`; the
-lowering itself does not check). float64 interpret results agree with the NumPy
+Triton backend (CUDA). Where one program's memory on all the group's tasks
+outgrows Triton's 2**20-element tensor cap (e.g. the baseline's matrix
+bank at F = 256), the kernel splits the tasks over instances
+(`KernelConfig.task_block`: 8 tasks per instance there; same results). A
+task group the Triton kernel cannot hold even at one task per instance (F
+not a power of two, or a single task's tensor over the cap: the matrix
+product's F**3 at F >= 128, the baseline's matrix bank at F >= 1024) is
+refused at construction with a ValueError naming `--backend=xla`
+(`pallas_eval.triton_problem`; the lowering checks only some of this). float64 interpret results agree with the NumPy
 reference to 1e-12 (tests/test_pallas_backend.py) and with the xla backend
 up to last-ulp differences (measured: 2.2e-16 in fitness, some train errors
 and predictions) -- so FEC probe hashes may differ between the two backends,
@@ -52,17 +56,21 @@ from azero_jax.tasks import Task
 class PallasBackend(XlaBackend):
     """`Backend` on the Pallas kernel (see the module docstring). Options as
     the xla backend's (`op_subsets`, `chunk`, `task_groups`) plus
-    `interpret`."""
+    `interpret` and `max_task_block` (at most that many tasks per kernel
+    instance; None: as many as Triton's tensor cap allows,
+    `pallas_eval.KernelConfig.task_block`; results do not depend on it)."""
 
     name = "pallas"
 
     def __init__(self, tasks: Sequence[Task], memory: MemoryShape, *,
                  max_abs_error: float = fitness_lib.MAX_ABS_ERROR, dtype: str = "float64",
                  op_subsets: dict[str, Sequence[int]] | None = None, chunk: int = DEFAULT_CHUNK,
-                 task_groups: Sequence[int] | None = None, interpret: bool | None = None):
+                 task_groups: Sequence[int] | None = None, interpret: bool | None = None,
+                 max_task_block: int | None = None):
         super().__init__(tasks, memory, max_abs_error=max_abs_error, dtype=dtype, op_subsets=op_subsets,
                          chunk=chunk, task_groups=task_groups)
         self.interpret = pallas_eval.default_interpret() if interpret is None else bool(interpret)
+        self.max_task_block = max_task_block
         if not self.interpret:  # refuse up front what Triton cannot run (ValueError naming --backend=xla)
             for g in range(len(self.groups)):
                 self.kernel_config(group=g, details=True)
@@ -77,7 +85,7 @@ class PallasBackend(XlaBackend):
         return pallas_eval.kernel_config(packed, g.arrays, self.memory, op_subsets=self.op_subsets, dtype=self.dtype,
                                          max_abs_error=self.max_abs_error, return_details=details,
                                          interpret=self.interpret if interpret is None else interpret,
-                                         backend=backend)
+                                         backend=backend, max_task_block=self.max_task_block)
 
     def _round(self, size: int) -> int:
         return size  # one kernel on one device: no sharding multiple
@@ -89,7 +97,7 @@ class PallasBackend(XlaBackend):
         return pallas_eval.dispatch_batch(
             programs, arrays, self.memory, op_subsets=self.op_subsets, dtype=self.dtype, seed=seed,
             max_abs_error=self.max_abs_error, num_train_examples=num_train_examples, return_details=probe,
-            batch_size=batch_size, interpret=self.interpret)
+            batch_size=batch_size, interpret=self.interpret, max_task_block=self.max_task_block)
 
     @staticmethod
     def _result(pending) -> tuple[np.ndarray, jax_eval.Details]:

@@ -3,7 +3,7 @@
 Mapping. `pallas_call` with grid = (programs,): kernel instance p evaluates
 program p on ALL the batch's tasks (one task group: shared F and train /
 valid sizes, as `jax_eval.TaskArrays` lays them out; tasks padded to a power
-of two). Why one program (and not one (program, task) pair) per instance:
+of two), or, past Triton's tensor cap, on a block of them ("Task blocks"). Why one program (and not one (program, task) pair) per instance:
 the instruction stream is then uniform inside the instance, so each
 instruction is one real branch, `lax.switch` on the op read from the packed
 program, and its operands/out address are scalars shared by the tasks; the
@@ -14,6 +14,20 @@ the instances smaller still but give each task a separate copy of the
 instruction dispatch; the task axis inside the instance is the cheaper first
 step and keeps Jobs semantics identical to the xla backend (one random
 stream seed per program).
+
+Task blocks. Where one instance holding all the tasks would hold a tensor
+over Triton's 2**20-element cap (`largest_triton_tensor`: the baseline's
+matrix bank is 2 x 16 tasks x 256 x 256 = 2**21 at F = 256), the tasks are
+split over instances: grid = (programs, task blocks), instance (p, j)
+evaluates program p on tasks [j * Tb, (j + 1) * Tb), Tb =
+`KernelConfig.task_block`, the largest power of two (<= the padded tasks,
+<= `max_task_block` if set) whose tensors fit, down to 1. Whenever all
+tasks fit, grid = (programs,) as before. Nothing in the kernel combines
+tasks (early stops, validation, budgets, random keys are per task; the
+only cross-task reduction skips a component when no task of the instance
+is active), so results are bit-identical whatever the split (float64
+interpret test). The rule is the same in interpret mode, which so runs the
+CUDA layout. Sizes that run where: docs/performance.md ("GPU roofline").
 
 Per instance the memory (S scalars, V vectors of F, M matrices of F x F, each
 per task, laid out address-major: (S, T), (V, T, F), (M, T, F, F)) lives in
@@ -35,8 +49,7 @@ global-memory pointers: the banks are touched only where an instruction
 reads or writes (a few operands per instruction, served by L1/L2), not
 rewritten per instruction as in the XLA interpreter; they are not yet
 pinned in shared memory (Pallas Triton has no scratch refs). Moving the
-banks into on-chip scratch (Mosaic GPU) and splitting large-F / many-task
-instances are later steps of issue 16.
+banks into on-chip scratch (Mosaic GPU) is a later step of issue 16.
 
 Status: float64 in interpret mode (CPU) matches the NumPy reference to 1e-12
 (tests/test_pallas_backend.py); float32 interpret runs (a demo sample agreed
@@ -47,12 +60,14 @@ CPU-only machine, float32 and float64; it has not yet been compiled or run
 on a GPU. Shape rules for Triton: F must be a
 power of two (vector/matrix values are Triton tensors); tasks, epochs,
 memory banks and detail arrays are padded to powers of two here. The
-lowering checks neither that nor size: an F = 256 baseline (memory 5/9/2)
-exports to one Triton call although the kernel zeroes its matrix bank as one
-2 x 16 x 256 x 256 = 2**21-element tensor, twice Triton's own 2**20 cap
-(which Triton's Python frontend enforces; Pallas emits the IR directly), so
-`triton_problem` refuses such configs off interpret mode, naming
-`--backend=xla` (F = 4 / 16 / 32 pass).
+lowering checks neither that nor, in general, size: Triton's Python
+frontend enforces its 2**20-element tensor cap, but Pallas emits the IR
+directly, and only some ops (a `tt.reduce`) are verified. The task split
+keeps every tensor under the cap (the F = 256 baseline: 8 tasks per
+instance, one Triton call); what does not fit even at one task per instance
+(the matrix product's F**3 at F >= 128, the baseline's 2 x F x F matrix bank
+at F >= 1024) `triton_problem` refuses off interpret mode, naming
+`--backend=xla`.
 
 All 300 C++ reference cases match in float64 interpret mode (fitness,
 train steps, stop flag, predictions), run as ragged task groups
@@ -72,7 +87,6 @@ import jax
 import numpy as np
 
 from azero_jax import fitness as fitness_lib
-from azero_jax import ops as ops_lib
 from azero_jax.jax_eval._batch import (
     DTYPES,
     Details,
@@ -85,6 +99,7 @@ from azero_jax.jax_eval._batch import (
 from azero_jax.jax_eval.compile import CompiledBatch, compile_programs
 from azero_jax.pallas_eval.kernel import (
     OUTPUT_NAMES,
+    TRITON_MAX_TENSOR_NUMEL,
     KernelArgs,
     KernelConfig,
     build_call,
@@ -94,6 +109,7 @@ from azero_jax.pallas_eval.kernel import (
     pow2,
     prepare,
     trace_count,
+    triton_tensors,
 )
 from azero_jax.program import Algorithm, MemoryShape
 from azero_jax.program_arrays import ProgramArrays
@@ -109,41 +125,30 @@ def default_interpret() -> bool:
     return jax.default_backend() != "gpu"
 
 
-TRITON_MAX_TENSOR_NUMEL = 2**20  # triton.language's cap on one tensor's elements (its frontend checks it;
-# Pallas emits Triton IR directly and does not, so the lowering itself accepts larger tensors)
-
-
-def largest_triton_tensor(cfg: KernelConfig) -> tuple[int, str]:
-    """(elements, what) of the largest value the kernel holds as one Triton
-    tensor, from its shapes: the zero-initialised banks and detail outputs,
-    one op's (tasks, F, F) matrix value, (tasks, F, F, F) for a cubic op."""
-    tp, f = cfg.num_tasks, cfg.features
-    sizes = [(pow2(cfg.scalars) * tp, "the scalar bank"), (pow2(cfg.vectors) * tp * f, "the vector bank"),
-             (pow2(max(cfg.matrices, 1)) * tp * f * f, f"the matrix bank ({pow2(max(cfg.matrices, 1))} x {tp} "
-                                                        f"tasks x {f} x {f})")]
-    ops = {o for subset in cfg.op_subsets for o in subset}
-    if cfg.matrices and any(ops_lib.MATRIX in (op.in1, op.in2, op.out) for op in (ops_lib.OPS[o] for o in ops)):
-        sizes.append((tp * f * f, f"a matrix op's value ({tp} tasks x {f} x {f})"))
-    if cfg.matrices and any(ops_lib.OPS[o].cubic for o in ops):
-        sizes.append((tp * f ** 3, f"the matrix product's ({tp} tasks x {f} x {f} x {f})"))
-    if cfg.details:
-        sizes += [(pow2(cfg.num_epochs * cfg.num_train) * tp, "the per-step train errors"),
-                  (cfg.epochs_padded * pow2(cfg.num_valid) * tp, "the validation predictions")]
-    return max(sizes)
+def largest_triton_tensor(cfg: KernelConfig, block: int | None = None) -> tuple[int, str]:
+    """(elements, what) of the largest value one kernel instance holds as
+    one Triton tensor (`kernel.triton_tensors`), at `block` tasks per
+    instance (None: the config's own `task_block`)."""
+    return max(triton_tensors(cfg, cfg.task_block if block is None else block))
 
 
 def triton_problem(cfg: KernelConfig) -> str | None:
     """Why `cfg` cannot run on the Triton lowering (CUDA), or None. Neither
-    problem is caught by the lowering (`export_cuda` succeeds for an F = 256
-    baseline, tests/test_pallas_backend.py); they surface only when a GPU
-    compiles it, if at all."""
+    problem is caught by the lowering (`export_cuda` succeeds for an
+    unsplit F = 256 baseline, tests/test_pallas_backend.py); they surface
+    only when a GPU compiles it, if at all. Tensor size: the kernel splits
+    the tasks over instances (`KernelConfig.task_block`) down to one task
+    per instance; refused only when a tensor of ONE task is over the cap
+    (e.g. the matrix product's F**3 at F >= 128)."""
     if cfg.features != pow2(cfg.features):
         return (f"the pallas backend on GPU (Triton) needs F a power of two, got F={cfg.features}; "
                 "use --backend=xla")
-    n, what = largest_triton_tensor(cfg)
+    tb = cfg.task_block
+    n, what = largest_triton_tensor(cfg, tb)
     if n > TRITON_MAX_TENSOR_NUMEL:
-        return (f"the pallas backend on GPU (Triton) would hold {what} as one tensor of {n} elements, over "
-                f"Triton's cap of {TRITON_MAX_TENSOR_NUMEL} (F={cfg.features}, {cfg.num_tasks} padded tasks); "
+        split = "even at 1 task per kernel instance" if tb == 1 else f"at {tb} tasks per kernel instance"
+        return (f"the pallas backend on GPU (Triton) would hold {what} as one tensor of {n} elements {split}, "
+                f"over Triton's cap of {TRITON_MAX_TENSOR_NUMEL} (F={cfg.features}, {cfg.num_tasks} padded tasks); "
                 "use --backend=xla")
     return None
 
@@ -151,8 +156,10 @@ def triton_problem(cfg: KernelConfig) -> str | None:
 def kernel_config(batch: CompiledBatch, arrays: TaskArrays, memory: MemoryShape, *, op_subsets=None,
                   dtype: str = "float64", max_abs_error: float = fitness_lib.MAX_ABS_ERROR,
                   return_details: bool = False, interpret: bool | None = None, backend: str | None = None,
-                  num_warps: int | None = None) -> KernelConfig:
-    """The kernel's static configuration for a packed batch on a task group."""
+                  num_warps: int | None = None, max_task_block: int | None = None) -> KernelConfig:
+    """The kernel's static configuration for a packed batch on a task group
+    (`max_task_block`: at most that many tasks per kernel instance, rounded
+    down to a power of two; None: as many as fit, `KernelConfig.task_block`)."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     interpret = default_interpret() if interpret is None else bool(interpret)
@@ -163,7 +170,8 @@ def kernel_config(batch: CompiledBatch, arrays: TaskArrays, memory: MemoryShape,
         dtype=dtype, op_subsets=normalize_subsets(op_subsets), num_epochs=arrays.num_epochs,
         num_train=arrays.num_train, num_valid=arrays.num_valid, num_tasks=pow2(len(arrays.tasks)),
         lengths=batch.length_buckets, batch=batch.batch, max_abs_error=float(max_abs_error),
-        details=bool(return_details), interpret=interpret, backend=backend, num_warps=num_warps)
+        details=bool(return_details), interpret=interpret, backend=backend, num_warps=num_warps,
+        max_task_block=None if max_task_block is None else int(max_task_block))
     problem = None if interpret else triton_problem(cfg)
     if problem:
         raise ValueError(problem)
@@ -284,15 +292,17 @@ def dispatch_batch(programs: Sequence[Algorithm] | ProgramArrays, tasks: Sequenc
                    op_subsets: dict[str, Sequence[int]] | None = None, dtype: str = "float64", seed: Any = 0,
                    max_abs_error: float = fitness_lib.MAX_ABS_ERROR, num_train_examples: Any = None,
                    return_details: bool = False, batch_size: int | None = None,
-                   interpret: bool | None = None, min_lengths: dict[str, int] | None = None) -> PendingEvaluation:
+                   interpret: bool | None = None, min_lengths: dict[str, int] | None = None,
+                   max_task_block: int | None = None) -> PendingEvaluation:
     """Starts `evaluate_batch` without waiting (`min_lengths`: per component,
     a minimum length bucket, as `compile_programs` takes it: pins the
-    kernel's shapes across calls)."""
+    kernel's shapes across calls; `max_task_block`: caps the tasks per
+    kernel instance, see `kernel_config`)."""
     arrays = tasks if isinstance(tasks, TaskArrays) else TaskArrays(tasks)
     memory = memory.with_features(arrays.features)
     batch = compile_programs(programs, memory, op_subsets=op_subsets, batch_size=batch_size, min_lengths=min_lengths)
     cfg = kernel_config(batch, arrays, memory, op_subsets=op_subsets, dtype=dtype, max_abs_error=max_abs_error,
-                        return_details=return_details, interpret=interpret)
+                        return_details=return_details, interpret=interpret, max_task_block=max_task_block)
     n_lane = _lane_train_counts(num_train_examples, arrays, batch.batch, batch.num_programs)
     seeds = _lane_seeds(seed, batch.batch, batch.num_programs)
     args = prepare(batch, arrays, n_lane, seeds, cfg.op_subsets, dtype)
@@ -305,7 +315,7 @@ def evaluate_batch(programs: Sequence[Algorithm] | ProgramArrays, tasks: Sequenc
                    op_subsets: dict[str, Sequence[int]] | None = None, dtype: str = "float64", seed: Any = 0,
                    max_abs_error: float = fitness_lib.MAX_ABS_ERROR, num_train_examples: Any = None,
                    return_details: bool = False, batch_size: int | None = None, interpret: bool | None = None,
-                   min_lengths: dict[str, int] | None = None):
+                   min_lengths: dict[str, int] | None = None, max_task_block: int | None = None):
     """Fitness (n_programs, n_tasks) of every program on every task, or
     (fitness, `jax_eval.Details`) with return_details: the same arguments
     and results as `jax_eval.evaluate_batch` (no devices / gate), on the
@@ -313,4 +323,4 @@ def evaluate_batch(programs: Sequence[Algorithm] | ProgramArrays, tasks: Sequenc
     return dispatch_batch(programs, tasks, memory, op_subsets=op_subsets, dtype=dtype, seed=seed,
                           max_abs_error=max_abs_error, num_train_examples=num_train_examples,
                           return_details=return_details, batch_size=batch_size, interpret=interpret,
-                          min_lengths=min_lengths).result()
+                          min_lengths=min_lengths, max_task_block=max_task_block).result()

@@ -1,5 +1,7 @@
-"""The Pallas evaluation kernel: one `pallas_call` per batch, one program per
-kernel instance (see the package docstring for the mapping and its reasons).
+"""The Pallas evaluation kernel: one `pallas_call` per batch, one program (on
+all its tasks, or on a block of them past Triton's tensor cap:
+`KernelConfig.task_block`) per kernel instance (see the package docstring
+for the mapping and its reasons).
 
 Host side (NumPy): `prepare` packs a `CompiledBatch` and a `TaskArrays` into
 the kernel's arrays (op ids remapped to `lax.switch` branch indices per
@@ -63,10 +65,60 @@ class KernelConfig:
     interpret: bool = True
     backend: str | None = None  # "triton": Triton compiler params (the CUDA lowering); None = Pallas's default
     num_warps: int | None = None
+    max_task_block: int | None = None  # cap on tasks per instance (rounded down to a power of two); None: no cap
 
     @property
     def epochs_padded(self) -> int:
         return pow2(self.num_epochs)
+
+    @property
+    def task_block(self) -> int:
+        """Tasks per kernel instance (a power of two dividing `num_tasks`):
+        all of them (one instance per program) when every tensor the
+        instance holds fits Triton's cap, else halved until it does, down
+        to 1 (then `pallas_eval.triton_problem` refuses it off interpret
+        mode). The same rule in interpret mode, so it runs the CUDA layout."""
+        return task_block(self)
+
+
+TRITON_MAX_TENSOR_NUMEL = 2**20  # triton.language's cap on one tensor's elements (its frontend checks it;
+# Pallas emits Triton IR directly and does not, so the lowering itself accepts larger tensors)
+
+
+def _pow2_floor(n: int) -> int:
+    b = 1
+    while b * 2 <= n:
+        b *= 2
+    return b
+
+
+def triton_tensors(cfg: KernelConfig, block: int) -> list[tuple[int, str]]:
+    """(elements, what) of the values one instance of `block` tasks holds
+    as single Triton tensors, from the shapes: the zero-initialised banks
+    and detail outputs, one op's (block, F, F) matrix value, (block, F, F,
+    F) for a cubic op (the matrix-matrix product)."""
+    tb, f = block, cfg.features
+    task = "task" if tb == 1 else "tasks"
+    m = pow2(max(cfg.matrices, 1))
+    sizes = [(pow2(cfg.scalars) * tb, "the scalar bank"), (pow2(cfg.vectors) * tb * f, "the vector bank"),
+             (m * tb * f * f, f"the matrix bank ({m} x {tb} {task} x {f} x {f})")]
+    ops = {o for subset in cfg.op_subsets for o in subset}
+    if cfg.matrices and any(ops_lib.MATRIX in (op.in1, op.in2, op.out) for op in (ops_lib.OPS[o] for o in ops)):
+        sizes.append((tb * f * f, f"a matrix op's value ({tb} {task} x {f} x {f})"))
+    if cfg.matrices and any(ops_lib.OPS[o].cubic for o in ops):
+        sizes.append((tb * f ** 3, f"the matrix product's ({tb} {task} x {f} x {f} x {f})"))
+    if cfg.details:
+        sizes += [(pow2(cfg.num_epochs * cfg.num_train) * tb, "the per-step train errors"),
+                  (cfg.epochs_padded * pow2(cfg.num_valid) * tb, "the validation predictions")]
+    return sizes
+
+
+def task_block(cfg: KernelConfig) -> int:
+    """See `KernelConfig.task_block`."""
+    b = cfg.num_tasks if cfg.max_task_block is None else min(cfg.num_tasks, _pow2_floor(max(cfg.max_task_block, 1)))
+    while b > 1 and max(triton_tensors(cfg, b))[0] > TRITON_MAX_TENSOR_NUMEL:
+        b //= 2
+    return b
 
 
 class KernelArgs(NamedTuple):
@@ -209,10 +261,10 @@ def _op_value(op: ops_lib.Op, features: int, a, b, old, consts, u1, u2, xp):
     return jax.vmap(single)(a, b, old, u1, u2).astype(old.dtype)
 
 
-class _Refs(NamedTuple):
-    s: Any  # (S, Tp)
-    v: Any  # (V, Tp, F)
-    m: Any  # (M, Tp, F, F)
+class _Refs(NamedTuple):  # one instance's blocks; Tb = its tasks (`KernelConfig.task_block`)
+    s: Any  # (S, Tb)
+    v: Any  # (V, Tb, F)
+    m: Any  # (M, Tb, F, F)
 
     def bank(self, kind: str):
         return {ops_lib.SCALAR: self.s, ops_lib.VECTOR: self.v, ops_lib.MATRIX: self.m}[kind]
@@ -235,7 +287,7 @@ def _make_branch(cfg: KernelConfig, op: ops_lib.Op, mem: _Refs, comp: int):
         u1 = u2 = None
         if op.random:
             seed, task_index, phase, example, position = ctx
-            key = rng_lib.instruction_key(jnp, seed, task_index, phase, example, comp, position)  # (Tp,)
+            key = rng_lib.instruction_key(jnp, seed, task_index, phase, example, comp, position)  # (Tb,)
 
             def draws(stream):
                 one = functools.partial(rng_lib.uniforms, jnp, shape=old.shape[1:], dtype=dtype, stream=stream)
@@ -253,7 +305,7 @@ def _make_branch(cfg: KernelConfig, op: ops_lib.Op, mem: _Refs, comp: int):
 def _run_component(cfg: KernelConfig, comp: int, ints_ref, floats_ref, length, mem: _Refs, active, seed, task_index,
                    phase: int, example):
     """Executes component `comp` of this instance's program on the tasks
-    where `active` (Tp,) holds; skipped when no task is active."""
+    where `active` (Tb,) holds; skipped when no task is active."""
     branches = [_make_branch(cfg, ops_lib.OPS[o], mem, comp) for o in cfg.op_subsets[comp]]
     dtype = jnp.dtype(cfg.dtype)
 
@@ -293,7 +345,7 @@ def _kernel(cfg: KernelConfig, *refs):
     n_lane = n_lane_ref[...]
     n_valid_lane = n_valid_ref[...]
     max_abs_error = jnp.asarray(cfg.max_abs_error, dtype)
-    tp, n_train, n_valid = cfg.num_tasks, cfg.num_train, cfg.num_valid
+    tp, n_train, n_valid = cfg.task_block, cfg.num_train, cfg.num_valid  # this instance's tasks
     comps = ((i_setup, f_setup, meta_ref[0]), (i_predict, f_predict, meta_ref[1]), (i_learn, f_learn, meta_ref[2]))
 
     def run(comp, active, phase, example):
@@ -314,8 +366,8 @@ def _kernel(cfg: KernelConfig, *refs):
             alive, steps = carry
             step = epoch * n_train + n
             active = alive & (step < n_lane)
-            x = x_steps_ref[epoch, n]  # (Tp, F)
-            y = y_steps_ref[epoch, n]  # (Tp,)
+            x = x_steps_ref[epoch, n]  # (Tb, F)
+            y = y_steps_ref[epoch, n]  # (Tb,)
             set_inputs(x, zero, active)
             run(1, active, rng_lib.PHASE_TRAIN, step)
             raw = s_ref[pa]
@@ -358,14 +410,24 @@ def _kernel(cfg: KernelConfig, *refs):
     stopped_ref[...] = (~alive).astype(jnp.int32)
 
 
-def _block(shape: tuple[int, ...]):
-    """The whole array, the same for every instance (shared task data)."""
-    return pl.BlockSpec(shape, lambda p: (0,) * len(shape))
+def _spec(shape: tuple[int, ...], task_axis: int | None, block: int, per_program: bool):
+    """The BlockSpec of one argument / output of per-instance `shape` (the
+    batch axis, if `per_program`, not included): row p of the batch axis
+    (squeezed) for instance p, and along `task_axis` the instance's block of
+    `block` tasks (task block j of the grid's second axis, when there is one;
+    none: all tasks, one block); every other axis whole (shared data)."""
+    block_shape = tuple(block if a == task_axis else d for a, d in enumerate(shape))
+
+    def index(p, *j):
+        idx = tuple((j[0] if j else 0) if a == task_axis else 0 for a in range(len(shape)))
+        return (p,) + idx if per_program else idx
+
+    return pl.BlockSpec(((None,) + block_shape) if per_program else block_shape, index)
 
 
-def _per_program(shape: tuple[int, ...]):
-    """Row p of a (B, *shape) array for instance p (the batch axis squeezed)."""
-    return pl.BlockSpec((None,) + shape, lambda p: (p,) + (0,) * len(shape))
+# Task axis of each input (`KernelArgs` order, flattened; per program without the batch axis) and output.
+_INPUT_TASK_AXES = (None,) * 8 + (0, 2, 2, 1, 1, 0, 0, 0)
+_OUTPUT_TASK_AXES = (1, 1, 1, 1, 1, 1, 0, 0, 1, 2)
 
 
 def input_shapes(cfg: KernelConfig) -> list[jax.ShapeDtypeStruct]:
@@ -397,16 +459,20 @@ def make_call(cfg: KernelConfig):
     (flattened), outputs named by `OUTPUT_NAMES` (per program: memory banks,
     then per-epoch loss / flags, train steps, stop flags, [details])."""
     shapes = input_shapes(cfg)
-    in_specs = ([_per_program(s.shape[1:]) for s in shapes[:9]] + [_block(s.shape) for s in shapes[9:]])
+    tb = cfg.task_block
+    # One instance per program (today's layout) when all tasks fit, else (programs, task blocks).
+    grid = (cfg.batch,) if tb == cfg.num_tasks else (cfg.batch, cfg.num_tasks // tb)
+    in_specs = ([_spec(s.shape[1:], ax, tb, True) for s, ax in zip(shapes[:9], _INPUT_TASK_AXES, strict=False)]
+                + [_spec(s.shape, ax, tb, False) for s, ax in zip(shapes[9:], _INPUT_TASK_AXES[9:], strict=True)])
     outs = _output_shapes(cfg)
     out_shape = [jax.ShapeDtypeStruct((cfg.batch,) + shape, dt) for shape, dt in outs]
-    out_specs = [_per_program(shape) for shape, _ in outs]
+    out_specs = [_spec(shape, ax, tb, True) for (shape, _), ax in zip(outs, _OUTPUT_TASK_AXES, strict=False)]
     kwargs: dict[str, Any] = {}
     if cfg.backend == "triton":
         from jax.experimental.pallas import triton as pl_triton
 
         kwargs["compiler_params"] = pl_triton.CompilerParams(num_warps=cfg.num_warps or 4, num_stages=1)
-    return pl.pallas_call(functools.partial(_kernel, cfg), grid=(cfg.batch,), in_specs=in_specs,
+    return pl.pallas_call(functools.partial(_kernel, cfg), grid=grid, in_specs=in_specs,
                           out_specs=out_specs, out_shape=out_shape, interpret=cfg.interpret, **kwargs)
 
 

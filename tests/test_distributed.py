@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +17,9 @@ import numpy as np
 import pytest
 
 from azero_jax import program_arrays as pa
+from azero_jax.scripts import search_distributed
 from azero_jax.search import distributed as dist
+from azero_jax.search.evolution_state import EvolutionState, Island
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "experiments", "search_distributed.py")
@@ -40,25 +43,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(output_dir: str, num_processes: int) -> list[str]:
-    """Runs the script on `num_processes` local processes; their logs."""
-    args = [sys.executable, SCRIPT, *SEARCH_FLAGS, f"--output_dir={output_dir}"]
-    if num_processes == 1:
-        out = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT, env=_env())
-        assert out.returncode == 0, out.stdout + out.stderr
-        return [out.stdout]
-    args += [f"--coordinator_address=127.0.0.1:{_free_port()}", f"--num_processes={num_processes}",
-             "--initialization_timeout=60"]
-    procs = [subprocess.Popen([*args, f"--process_id={p}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, env=_env()) for p in range(num_processes)]
+def _launch(output_dir: str, num_processes: int, extra: list[str] = (), env: dict[str, str] | None = None
+            ) -> list[subprocess.Popen]:
+    """Starts the script on `num_processes` local processes (stdout and stderr merged)."""
+    args = [sys.executable, SCRIPT, *SEARCH_FLAGS, *extra, f"--output_dir={output_dir}"]
+    if num_processes > 1:
+        args += [f"--coordinator_address=127.0.0.1:{_free_port()}", f"--num_processes={num_processes}",
+                 "--initialization_timeout=60"]
+    return [subprocess.Popen([*args, f"--process_id={p}"] if num_processes > 1 else args, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env={**_env(), **(env or {})})
+            for p in range(num_processes)]
+
+
+def _finish(procs: list[subprocess.Popen], timeout: float = TIMEOUT) -> list[str]:
+    """The processes' logs once they end (all killed if one does not end in time)."""
     logs = []
     try:
         for p in procs:
-            logs.append(p.communicate(timeout=TIMEOUT)[0])
+            logs.append(p.communicate(timeout=timeout)[0])
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
+                p.communicate()
+    return logs
+
+
+def _run(output_dir: str, num_processes: int, extra: list[str] = ()) -> list[str]:
+    """Runs the script on `num_processes` local processes; their logs."""
+    procs = _launch(output_dir, num_processes, extra)
+    logs = _finish(procs)
     for p, log in zip(procs, logs, strict=True):
         assert p.returncode == 0, log
     return logs
@@ -167,3 +181,56 @@ def test_wrong_coordinator_address_is_one_error_line(tmp_path):
     assert out.stderr.strip().splitlines() == [
         "error: process 0 cannot run the coordinator at 192.0.2.1:1234: '192.0.2.1' is not an address of this machine"]
     assert not os.path.exists(tmp_path / "results.json")
+
+
+def test_killed_process_resumes_to_the_same_results(two_process_run, tmp_path):
+    """Process 1 SIGKILLs itself after step 5 (checkpoints at 2 and 4), process 0 is then
+    killed too, wherever it waits; the same command resumes both from step 4 and ends with
+    the uninterrupted run's results."""
+    out, _ = two_process_run
+    run = str(tmp_path / "killed")
+    flags = ["--checkpoint_every_steps=2"]
+    procs = _launch(run, 2, flags, env={search_distributed.KILL_ENV: "1:5"})
+    try:
+        assert procs[1].wait(timeout=TIMEOUT) == -signal.SIGKILL
+    finally:
+        procs[0].kill()
+        _finish(procs)
+    assert not os.path.exists(os.path.join(run, "results.json"))
+    held = dist.list_checkpoints(run)
+    assert dist.common_step([held.get(0, []), held.get(1, [])]) == 4, held
+    logs = _run(run, 2, flags)
+    for p, log in enumerate(logs):
+        assert f"[process {p}] resumed from step 4 (1 migrations done;" in log, log
+    assert _results(run) == _results(out)
+    assert dist.list_checkpoints(run) == {0: [6], 1: [6]}
+
+
+def test_resume_with_another_process_count_is_one_error_line(tmp_path):
+    _run(str(tmp_path), 1, ["--checkpoint_every_steps=2"])
+    assert dist.list_checkpoints(str(tmp_path)) == {0: [6]}
+    start = time.monotonic()
+    procs = _launch(str(tmp_path), 2, ["--checkpoint_every_steps=2"])
+    logs = _finish(procs, timeout=60)
+    assert time.monotonic() - start < 30
+    for p, log in zip(procs, logs, strict=True):
+        assert p.returncode == 2, log
+        assert [line for line in log.splitlines() if not line.startswith("[process")] == [
+            f"error: the checkpoints in {tmp_path} were written with --num_processes=1, this run has "
+            "--num_processes=2: resume with --num_processes=1 or use a fresh --output_dir"], log
+
+
+def test_checkpoint_round_trip_is_bit_exact():
+    rng = np.random.default_rng(1)
+    codes = [pa.ComponentCode(rng.integers(0, 9, (3, c, 4)).astype(np.int32), rng.normal(size=(3, c, 4)),
+                              np.asarray([c, 1, 0], np.int32)) for c in (2, 3, 4)]
+    state = EvolutionState(islands=[Island(pa.ProgramArrays(*codes), np.asarray([np.nan, -0.0, 1.5]), 2)],
+                           rng_state=np.random.default_rng(5).bit_generator.state, num_individuals=7, num_steps=3)
+    back = dist.island_state_from_dict(json.loads(json.dumps(dist.island_state_to_dict(state))))
+    assert back.islands[0].fitnesses.tobytes() == state.islands[0].fitnesses.tobytes()
+    for a, b in zip(state.islands[0].programs, back.islands[0].programs, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+    assert back.rng_state == state.rng_state and (back.num_individuals, back.num_steps, back.islands[0].next_slot) == (
+        7, 3, 2)
+    assert dist.common_step([[2, 4], [4]]) == 4 and dist.common_step([[4, 6], [2]]) is None

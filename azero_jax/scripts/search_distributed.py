@@ -15,10 +15,22 @@ oldest individual of island g+1 (mod the island count), through
 `process_allgather` across the processes (see azero_jax.search.distributed,
 which also states the determinism guarantee: the same islands whatever N).
 All processes must get the same flags except --process_id. The search runs
---steps evolution steps on the config's search tasks (no select/final phases,
-no checkpoints yet). Every process logs lines prefixed `[process P]`;
-process 0 writes results.json (best program and fitness, every island's best,
-per-process individuals, migrations) into --output_dir.
+--steps evolution steps on the config's search tasks (no select/final phases).
+Every process logs lines prefixed `[process P]`; process 0 writes
+results.json (best program and fitness, every island's best, per-process
+individuals, migrations) into --output_dir.
+
+Checkpoints: with --checkpoint_every_steps=K, after every K-th step each
+process writes OUTPUT_DIR/checkpoint_process_P_step_S.json atomically, the
+processes meet, and only then each drops its older checkpoints. Rerunning
+the same command (after a kill of any process) resumes every process from
+the newest step all of them saved and ends with exactly the results of an
+uninterrupted run. The checkpoints record the process count, island count,
+seed and config hash: a rerun with any of them different is one `error:`
+line (exit 2) before any process connects (with an --output_dir not shared
+between hosts, a process that finds no checkpoint of its own fails after
+--initialization_timeout instead). A run may be resumed with a larger
+--steps.
 
 Multi-process runs use gloo CPU collectives and one JAX device per process.
 --initialization_timeout bounds the wait for the coordinator: a wrong address
@@ -28,10 +40,12 @@ after at most that many seconds.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
 import os
+import signal
 import socket
 import sys
 import time
@@ -39,6 +53,7 @@ import time
 import numpy as np
 from absl import flags
 
+from azero_jax import checkpoint as checkpoint_lib
 from azero_jax import cli, experiment, fileio, serialization
 from azero_jax import program_arrays as pa
 from azero_jax import tasks as tasks_lib
@@ -67,6 +82,8 @@ def define_flags() -> None:
     _FLAGS["initialization_timeout"] = flags.DEFINE_integer(
         "initialization_timeout", 60, "seconds to wait for the coordinator and all processes to connect",
         lower_bound=1, upper_bound=MAX_INIT_TIMEOUT)
+    _FLAGS["checkpoint_every_steps"] = flags.DEFINE_integer(
+        "checkpoint_every_steps", 0, "checkpoint every this many steps (0: never); a rerun resumes", lower_bound=0)
     cli.define_config_flags()
 
 
@@ -154,6 +171,67 @@ def build_searchers(config: experiment.ExperimentConfig, islands: list[int], see
     return searchers
 
 
+# ------------------------------------------------------------ checkpoints --
+
+KILL_ENV = "AZERO_JAX_DISTRIBUTED_KILL_AT"  # test hook "P:S": process P SIGKILLs itself after step S
+_MAX_HELD = 8  # checkpoint steps a process reports when the processes agree on where to resume
+
+
+def checkpoint_header(config: experiment.ExperimentConfig, num_processes: int) -> dict:
+    return {"num_processes": num_processes, "num_islands": config.num_islands, "seed": config.random_seed,
+            "config_hash": config.search_hash()}
+
+
+def check_checkpoints(output_dir: str, header: dict) -> dict[int, list[int]]:
+    """The checkpoint files in `output_dir` ({process: steps}); a UsageError
+    if any was written by a run with another layout, seed or config."""
+    found = dist.list_checkpoints(output_dir)
+    for q, steps in found.items():
+        path = dist.checkpoint_path(output_dir, q, steps[-1])  # each process's newest one
+        try:
+            saved = checkpoint_lib.load(path)["header"]
+        except (checkpoint_lib.CheckpointError, KeyError, TypeError) as e:
+            if not os.path.exists(path):  # dropped meanwhile
+                continue
+            raise cli.UsageError(f"{e}; remove the checkpoint files or use a fresh --output_dir") from None
+        for key, flag in (("num_processes", "--num_processes"), ("num_islands", "--islands"), ("seed", "--seed")):
+            if saved.get(key) != header[key]:
+                raise cli.UsageError(
+                    f"the checkpoints in {output_dir} were written with {flag}={saved.get(key)}, this run has "
+                    f"{flag}={header[key]}: resume with {flag}={saved.get(key)} or use a fresh --output_dir")
+        if saved.get("config_hash") != header["config_hash"]:
+            raise cli.UsageError(f"the checkpoints in {output_dir} were written by a run with a different search "
+                                 "config: resume with the same flags or use a fresh --output_dir")
+    extra = sorted(q for q in found if q >= header["num_processes"])
+    if extra:
+        raise cli.UsageError(f"{output_dir} holds checkpoints of process {extra[0]}, but this run has "
+                             f"{header['num_processes']} processes: use a fresh --output_dir")
+    return found
+
+
+def agree_on_resume(held: list[int], header: dict, allgather) -> int | None:
+    """The step all processes resume from (None: a fresh start); every
+    process also checks that all of them run the same config."""
+    digest = int.from_bytes(hashlib.sha256(repr(sorted(header.items())).encode()).digest()[:4], "little", signed=True)
+    held = sorted(held)[-_MAX_HELD:]
+    row = np.full(_MAX_HELD + 1, -1, np.int32)
+    row[0] = digest
+    row[1:1 + len(held)] = held
+    gathered = allgather(row)
+    if (gathered[:, 0] != digest).any():
+        raise cli.UsageError("the processes were started with different flags (config, seed, islands or process "
+                             "count): give every process the same flags except --process_id")
+    return dist.common_step([[int(v) for v in r[1:] if v >= 0] for r in gathered])
+
+
+def _kill_at() -> tuple[int, int] | None:
+    value = os.environ.get(KILL_ENV)
+    if not value:
+        return None
+    process, _, step = value.partition(":")
+    return int(process), int(step)
+
+
 def _population_digest(state) -> list[int]:
     island = state.islands[0]
     h = hashlib.sha256(np.ascontiguousarray(island.fitnesses, np.float64).tobytes())
@@ -178,6 +256,9 @@ def main(argv: list[str]) -> None:
     seed, g_count, steps = config.random_seed, config.num_islands, _FLAGS["steps"].value
     if p == 0:
         experiment.preflight.check_output_dir(output_dir)
+    every = _FLAGS["checkpoint_every_steps"].value
+    header = checkpoint_header(config, n)
+    held = check_checkpoints(output_dir, header).get(p, [])
 
     def log(line: str) -> None:
         print(f"[process {p}] {line}", flush=True)
@@ -197,9 +278,43 @@ def main(argv: list[str]) -> None:
     search = dist.DistributedIslands(build_searchers(config, islands, seed, log), process_index=p, num_processes=n,
                                      num_islands=g_count, migration_every=config.migration_every,
                                      allgather=allgather, log=log)
+    resume = agree_on_resume(held, header, allgather)
+    if resume is not None and resume > steps:
+        cli.fail(f"the checkpoints are at step {resume}, past --steps={steps}: give --steps={resume} or more")
+    for step in held:  # a fresh start drops every file; a resume all but the common step's
+        if step != resume:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(dist.checkpoint_path(output_dir, p, step))
     start = time.monotonic()
-    states = search.init(seed)
-    states = search.run(states, steps)
+    if resume is None:
+        states = search.init(seed)
+        first = 1
+    else:
+        path = dist.checkpoint_path(output_dir, p, resume)
+        try:
+            saved = checkpoint_lib.load(path)
+            states = search.load_state(saved["search"])
+        except (checkpoint_lib.CheckpointError, KeyError, TypeError, ValueError) as e:
+            cli.fail(f"cannot resume from {path}: {e}")
+        log(f"resumed from step {resume} ({search.migrations} migrations done; {path})")
+        first = resume + 1
+    kill = _kill_at()
+    for step in range(first, steps + 1):
+        states = search.step(states)
+        if every and step % every == 0:
+            path = dist.checkpoint_path(output_dir, p, step)
+            checkpoint_lib.save(path, {"header": header, "step": step, "search": search.to_state(states)},
+                                config_digest=header["config_hash"])
+            done = allgather(np.asarray([step], np.int32))  # every process saved `step`: older files may go
+            if (done != step).any():
+                raise RuntimeError(f"the processes checkpointed different steps {done.ravel().tolist()}")
+            for old in dist.list_checkpoints(output_dir).get(p, []):
+                if old < step:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(dist.checkpoint_path(output_dir, p, old))
+            log(f"checkpoint at step {step}: {path}")
+        if kill == (p, step):
+            os.kill(os.getpid(), signal.SIGKILL)
     individuals = sum(st.num_individuals for st in states)
     log(f"done: {steps} steps, {individuals} individuals, {search.migrations} migrations, "
         f"{time.monotonic() - start:.1f} s")

@@ -38,6 +38,16 @@ with `RegularizedEvolution(num_islands=G)` in one process, which draws all
 islands from one generator, evaluates them with one evaluator (one FEC cache,
 hurdles over all islands) and so follows other random streams.
 
+Checkpoints (`DistributedIslands.to_state` / `load_state`, the file rules
+below): a process's checkpoint holds its islands' states (program arrays
+bit for bit, padding included, and the generators' states), its evaluators'
+states (counters, FEC caches), the step and the migrations done. The file of
+process P at step S is `checkpoint_process_P_step_S.json`
+(`checkpoint_path`); a checkpoint at step S is written by every process, then
+all processes meet (a barrier) and only then drop their older files, so at
+any kill every process still holds the newest step that all of them saved
+(`common_step` picks it; a resume from it replays the same steps exactly).
+
 The exchange itself is injected (`allgather(x) -> stacked (N, *x.shape)`):
 `jax_allgather` is `jax.experimental.multihost_utils.process_allgather` (JAX
 is imported only there), and with one process the identity `local_allgather`
@@ -46,17 +56,22 @@ runs the same code without JAX.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
+import os
+import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from azero_jax import program_arrays as pa
 from azero_jax import serialization
 from azero_jax.program import Algorithm
-from azero_jax.search.evolution import EvolutionState, RegularizedEvolution, best_index
+from azero_jax.search import evolution_state
+from azero_jax.search.evolution import EvolutionState, Island, RegularizedEvolution, best_index
 
 Allgather = Callable[[np.ndarray], np.ndarray]
 
@@ -146,6 +161,68 @@ def decode_rows(rows: np.ndarray, caps: Sequence[int]) -> tuple[pa.ProgramArrays
     return pa.ProgramArrays(*codes), fitnesses, valid
 
 
+# ------------------------------------------------------------ checkpoint files --
+
+_CHECKPOINT_RE = re.compile(r"checkpoint_process_(\d+)_step_(\d+)\.json")
+
+
+def checkpoint_path(output_dir: str, process_index: int, step: int) -> str:
+    """Process `process_index`'s checkpoint at `step`."""
+    return os.path.join(output_dir, f"checkpoint_process_{int(process_index)}_step_{int(step)}.json")
+
+
+def list_checkpoints(output_dir: str) -> dict[int, list[int]]:
+    """{process: ascending steps} of the checkpoint files in `output_dir`."""
+    found: dict[int, list[int]] = {}
+    try:
+        names = os.listdir(output_dir)
+    except FileNotFoundError:
+        return found
+    for name in names:
+        m = _CHECKPOINT_RE.fullmatch(name)
+        if m:
+            found.setdefault(int(m.group(1)), []).append(int(m.group(2)))
+    return {p: sorted(steps) for p, steps in sorted(found.items())}
+
+
+def common_step(held: Sequence[Sequence[int]]) -> int | None:
+    """The largest step every process holds a checkpoint of (None: start afresh)."""
+    if not held:
+        return None
+    common = set(held[0])
+    for steps in held[1:]:
+        common &= set(steps)
+    return max(common) if common else None
+
+
+def _array_to_dict(a: np.ndarray) -> dict[str, Any]:
+    a = np.ascontiguousarray(a)
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _array_from_dict(d: dict[str, Any]) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(d["data"]), dtype=np.dtype(d["dtype"])).reshape(d["shape"]).copy()
+
+
+def island_state_to_dict(state: EvolutionState) -> dict[str, Any]:
+    """`evolution_state.state_to_dict`, but the islands' program arrays and
+    fitnesses bit for bit (capacities and padding included)."""
+    data = evolution_state.state_to_dict(dataclasses.replace(state, islands=[]))
+    data["islands"] = [{"programs": [[_array_to_dict(a) for a in (c.ints, c.floats, c.lengths)] for c in isl.programs],
+                        "fitnesses": _array_to_dict(isl.fitnesses), "next_slot": int(isl.next_slot)}
+                       for isl in state.islands]
+    return data
+
+
+def island_state_from_dict(data: dict[str, Any]) -> EvolutionState:
+    state = evolution_state.state_from_dict({**data, "islands": []})
+    state.islands = [Island(pa.ProgramArrays(*[pa.ComponentCode(*[_array_from_dict(a) for a in code])
+                                               for code in isl["programs"]]),
+                            _array_from_dict(isl["fitnesses"]), int(isl["next_slot"]))
+                     for isl in data["islands"]]
+    return state
+
+
 # ------------------------------------------------------------ search --
 
 @dataclasses.dataclass
@@ -213,6 +290,25 @@ class DistributedIslands:
             return states[0].num_steps
         self._empty_steps = getattr(self, "_empty_steps", 0) + 1
         return self._empty_steps
+
+    def to_state(self, states: Sequence[EvolutionState]) -> dict[str, Any]:
+        """This process's part of a checkpoint (JSON-able): its islands'
+        states, its evaluators' states, the migrations done."""
+        return {"islands": list(self.islands), "migrations": self.migrations,
+                "empty_steps": getattr(self, "_empty_steps", 0),
+                "states": [island_state_to_dict(st) for st in states],
+                "evaluators": [s.evaluator.to_state() for s in self.searchers]}
+
+    def load_state(self, data: dict[str, Any]) -> list[EvolutionState]:
+        """Restores `to_state()`'s snapshot into this object's evaluators;
+        the islands' states to continue from."""
+        if list(data["islands"]) != self.islands:
+            raise ValueError(f"the checkpoint holds islands {data['islands']}, this process {self.islands}")
+        for searcher, saved in zip(self.searchers, data["evaluators"], strict=True):
+            searcher.evaluator.load_state(saved)
+        self.migrations = int(data["migrations"])
+        self._empty_steps = int(data["empty_steps"])
+        return [island_state_from_dict(d) for d in data["states"]]
 
     def gather_bests(self, states: Sequence[EvolutionState]) -> tuple[pa.ProgramArrays, np.ndarray]:
         """Every global island's best (program batch in global island order,

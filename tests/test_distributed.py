@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from azero_jax import program_arrays as pa
+from azero_jax import serialization
 from azero_jax.scripts import search_distributed
 from azero_jax.search import distributed as dist
 from azero_jax.search.evolution_state import EvolutionState, Island
@@ -86,7 +87,9 @@ def _results(output_dir: str) -> dict:
 def _layout_free(results: dict) -> dict:
     """What the determinism claim says does not depend on the process count."""
     return {"islands": [{k: v for k, v in r.items() if k != "process"} for r in results["islands"]],
-            **{k: results[k] for k in ("best_program", "best_fitness", "best_island", "migrations", "num_islands")}}
+            **{k: results[k] for k in ("best_program", "best_fitness", "best_island", "migrations", "num_islands",
+                                  "select_fitness", "final_fitness", "chosen_island", "chosen_program", "steps",
+                                  "stopped_by")}}
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +146,48 @@ def test_migrants_cross_processes_both_ways(two_process_run):
     assert results["migrations"] == 2 and results["num_processes"] == 2
     assert [r["islands"] for r in results["per_process"]] == [[0, 2], [1]]
     assert [r["individuals"] for r in results["per_process"]] == [2 * 16, 16]  # 10 initial + 6 children per island
+
+
+def test_select_and_final_phases(two_process_run):
+    """Process 0 evaluates every island's best on the select tasks, keeps the best by select
+    fitness (ties: lowest island) and evaluates it on the final tasks; the others do not."""
+    out, logs = two_process_run
+    results = _results(out)
+    selects = [r["select_fitness"] for r in results["islands"]]
+    assert len(selects) == 3 and all(isinstance(f, float) for f in selects)
+    assert results["chosen_island"] == dist.choose_best(selects)
+    assert results["select_fitness"] == selects[results["chosen_island"]]
+    assert isinstance(results["final_fitness"], float) and np.isfinite(results["final_fitness"])
+    chosen = serialization.algorithm_from_dict(results["chosen_program"])
+    assert dist.program_digest(chosen) == results["islands"][results["chosen_island"]]["best_program_digest"]
+    assert results["steps"] == 6 and results["stopped_by"] == "steps"
+    assert "select: island" in logs[0] and "select: island" not in logs[1]
+    assert "final fitness" in logs[0]
+
+
+def test_phase_seeds_and_choice():
+    assert dist.phase_seed(7, "select") != dist.phase_seed(7, "final") != dist.phase_seed(8, "final")
+    assert 0 <= dist.phase_seed(7, "select") < 2**31
+    assert dist.choose_best([0.5, np.nan, 0.7, 0.7]) == 2 and dist.choose_best([np.nan, np.nan]) == 0
+    assert dist.agree_to_stop(True, dist.local_allgather)
+    assert not dist.agree_to_stop(False, dist.local_allgather)
+    assert dist.agree_to_stop(False, lambda x: np.stack([x, np.ones_like(x)]))  # another process's clock
+
+
+def test_max_minutes_stops_every_process_at_the_same_step(tmp_path):
+    """A tiny budget against a huge --steps: both processes stop after the same step, in
+    bounded time, checkpoint it, and process 0 still runs select/final and writes results."""
+    out = str(tmp_path)
+    start = time.monotonic()
+    logs = _run(out, 2, ["--steps=1000000", "--max_minutes=0.001", "--checkpoint_every_steps=1000"])
+    assert time.monotonic() - start < 60
+    stops = [re.findall(r"stopped by --max_minutes after step (\d+) of 1000000", log) for log in logs]
+    assert len(stops[0]) == 1 and stops[0] == stops[1], logs
+    step = int(stops[0][0])
+    results = _results(out)
+    assert results["stopped_by"] == "max_minutes" and results["steps"] == step < 1000000
+    assert isinstance(results["select_fitness"], float) and isinstance(results["final_fitness"], float)
+    assert dist.list_checkpoints(out) == {0: [step], 1: [step]}
 
 
 def test_same_seed_gives_identical_results(two_process_run, tmp_path):
@@ -234,3 +279,16 @@ def test_checkpoint_round_trip_is_bit_exact():
     assert back.rng_state == state.rng_state and (back.num_individuals, back.num_steps, back.islands[0].next_slot) == (
         7, 3, 2)
     assert dist.common_step([[2, 4], [4]]) == 4 and dist.common_step([[4, 6], [2]]) is None
+
+
+def test_time_stopped_run_resumes_to_the_uninterrupted_results(two_process_run, tmp_path):
+    """A --max_minutes stop checkpoints its stop step; the same command without the budget
+    continues from there and ends with the uninterrupted run's results.json."""
+    out, _ = two_process_run
+    run = str(tmp_path)
+    logs = _run(run, 2, ["--max_minutes=0.001", "--checkpoint_every_steps=2"])
+    step = int(re.findall(r"stopped by --max_minutes after step (\d+) of 6", logs[0])[0])
+    assert _results(run)["stopped_by"] == "max_minutes" and dist.list_checkpoints(run) == {0: [step], 1: [step]}
+    logs = _run(run, 2, ["--checkpoint_every_steps=2"])
+    assert f"[process 1] resumed from step {step} " in logs[1], logs[1]
+    assert _results(run) == _results(out)

@@ -15,10 +15,34 @@ oldest individual of island g+1 (mod the island count), through
 `process_allgather` across the processes (see azero_jax.search.distributed,
 which also states the determinism guarantee: the same islands whatever N).
 All processes must get the same flags except --process_id. The search runs
---steps evolution steps on the config's search tasks (no select/final phases).
-Every process logs lines prefixed `[process P]`; process 0 writes
-results.json (best program and fitness, every island's best, per-process
-individuals, migrations) into --output_dir.
+--steps evolution steps on the config's search tasks, or fewer under
+--max_minutes (below). Every process logs lines prefixed `[process P]`.
+
+Select and final (process 0 only, after the search): every island's best
+program is evaluated on the config's select tasks (`task_specs("select")`
+as they are; with randomize_task_seeds their seeds are redrawn from a
+generator seeded with phase_seed(--seed, "select_tasks")) with seed
+phase_seed(--seed, "select"); the island whose best has the highest select
+fitness (ties: the lowest island index) is chosen, and its program is
+evaluated on the final tasks (`task_specs("final")` as they are) with seed
+phase_seed(--seed, "final") -- both like the single-process driver's
+evaluate_program (MEAN, no FEC, no train budget). These seeds depend on
+--seed only, so the select/final numbers do not depend on the process count.
+Process 0 then writes results.json (the search's best program and fitness,
+every island's best and select fitness, select_fitness, final_fitness,
+chosen_island and chosen_program, per-process individuals, migrations, the
+steps done and stopped_by) into --output_dir. The other processes wait in
+`jax.distributed.shutdown` meanwhile (JAX's shutdown timeout, 300 s, bounds
+that wait).
+
+Wall-clock budget: --max_minutes=M (0: none) -- after every step, every
+process all-gathers one flag "my clock passed M minutes since I started";
+as soon as any process's flag is set, all processes stop after that same
+step (so no process is left waiting in a collective), checkpoint it (with
+--checkpoint_every_steps), and the select/final phases run as usual;
+results.json then has stopped_by "max_minutes" and steps = the steps done.
+Without --max_minutes no such all-gather happens. Rerunning a time-stopped
+run with checkpoints continues it from its stop step (with a fresh budget).
 
 Checkpoints: with --checkpoint_every_steps=K, after every K-th step each
 process writes OUTPUT_DIR/checkpoint_process_P_step_S.json atomically, the
@@ -57,7 +81,7 @@ from azero_jax import checkpoint as checkpoint_lib
 from azero_jax import cli, experiment, fileio, serialization
 from azero_jax import program_arrays as pa
 from azero_jax import tasks as tasks_lib
-from azero_jax.experiment.evaluators import make_evaluator
+from azero_jax.experiment.evaluators import evaluate_program, make_evaluator
 from azero_jax.search import distributed as dist
 from azero_jax.search import mutator as mutator_lib
 from azero_jax.search.array_mutator import ArrayMutator
@@ -241,7 +265,30 @@ def _population_digest(state) -> list[int]:
     return np.frombuffer(h.digest()[:8], np.int32).tolist()
 
 
+def select_and_final(config: experiment.ExperimentConfig, programs: list, seed: int,
+                     log) -> tuple[list[float], int, float]:
+    """(every program's select fitness, the chosen index, its final fitness);
+    the tasks and seeds are described in the module docstring."""
+    specs = config.task_specs("select")
+    if config.randomize_task_seeds:
+        specs = tasks_lib.randomize_collection_seeds(specs, np.random.default_rng(dist.phase_seed(seed, "select_tasks")))
+    select_tasks = tasks_lib.make_tasks(specs)
+    memory = config.memory_shape(select_tasks[0].features)
+    select_seed = dist.phase_seed(seed, "select")
+    fits = [float(evaluate_program(prog, select_tasks, memory, seed=select_seed, max_abs_error=config.max_abs_error,
+                                   config=config)) for prog in programs]
+    chosen = dist.choose_best(fits)
+    for g, f in enumerate(fits):
+        log(f"select: island {g}'s best has select fitness {f:.6f}{' (chosen)' if g == chosen else ''}")
+    final_tasks = tasks_lib.make_tasks(config.task_specs("final"))
+    final = float(evaluate_program(programs[chosen], final_tasks, config.memory_shape(final_tasks[0].features),
+                                   seed=dist.phase_seed(seed, "final"), max_abs_error=config.max_abs_error,
+                                   config=config))
+    return fits, chosen, final
+
+
 def main(argv: list[str]) -> None:
+    run_start = time.monotonic()
     if len(argv) > 1:
         cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     n, p = _FLAGS["num_processes"].value, _FLAGS["process_id"].value
@@ -278,7 +325,10 @@ def main(argv: list[str]) -> None:
     search = dist.DistributedIslands(build_searchers(config, islands, seed, log), process_index=p, num_processes=n,
                                      num_islands=g_count, migration_every=config.migration_every,
                                      allgather=allgather, log=log)
-    resume = agree_on_resume(held, header, allgather)
+    max_seconds = config.max_seconds  # --max_minutes * 60; None: no budget
+    # max_seconds joins the flags every process must share: with a budget, every process takes part in the
+    # per-step stop all-gather, so all of them must have one.
+    resume = agree_on_resume(held, {**header, "max_seconds": max_seconds}, allgather)
     if resume is not None and resume > steps:
         cli.fail(f"the checkpoints are at step {resume}, past --steps={steps}: give --steps={resume} or more")
     for step in held:  # a fresh start drops every file; a resume all but the common step's
@@ -299,9 +349,14 @@ def main(argv: list[str]) -> None:
         log(f"resumed from step {resume} ({search.migrations} migrations done; {path})")
         first = resume + 1
     kill = _kill_at()
+    done_steps, stopped_by = first - 1, "steps"
     for step in range(first, steps + 1):
         states = search.step(states)
-        if every and step % every == 0:
+        done_steps = step
+        stop = False
+        if max_seconds is not None and step < steps:  # the same decision on every process, at the same step
+            stop = dist.agree_to_stop(time.monotonic() - run_start >= max_seconds, allgather)
+        if every and (step % every == 0 or stop):
             path = dist.checkpoint_path(output_dir, p, step)
             checkpoint_lib.save(path, {"header": header, "step": step, "search": search.to_state(states)},
                                 config_digest=header["config_hash"])
@@ -315,8 +370,12 @@ def main(argv: list[str]) -> None:
             log(f"checkpoint at step {step}: {path}")
         if kill == (p, step):
             os.kill(os.getpid(), signal.SIGKILL)
+        if stop:
+            stopped_by = "max_minutes"
+            log(f"stopped by --max_minutes after step {step} of {steps}")
+            break
     individuals = sum(st.num_individuals for st in states)
-    log(f"done: {steps} steps, {individuals} individuals, {search.migrations} migrations, "
+    log(f"done: {done_steps} steps, {individuals} individuals, {search.migrations} migrations, "
         f"{time.monotonic() - start:.1f} s")
 
     # The end: every island's best, and per-island counts and population digests (collectives: all processes).
@@ -336,20 +395,28 @@ def main(argv: list[str]) -> None:
                 "best_program_digest": dist.program_digest(algorithms[g]),
                 "individuals": int(row[:2].copy().view(np.int64)[0]),
                 "population_digest": row[2:].astype(np.uint32).tobytes().hex()})
-        best = int(np.argmax(np.where(np.isnan(fitnesses), -np.inf, fitnesses)))
+        best = dist.choose_best(fitnesses)
+        select_fits, chosen, final_fitness = select_and_final(config, algorithms, seed, log)
+        for g, r in enumerate(per_island):
+            r["select_fitness"] = select_fits[g]
         per_process = [{"process": q, "islands": dist.local_islands(q, n, g_count),
                         "individuals": sum(r["individuals"] for r in per_island if r["process"] == q)}
                        for q in range(n)]
         data = {"best_program": serialization.algorithm_to_dict(algorithms[best]),
                 "best_program_text": serialization.format_algorithm(algorithms[best]),
                 "best_fitness": float(fitnesses[best]), "best_island": best,
+                "select_fitness": select_fits[chosen], "final_fitness": final_fitness, "chosen_island": chosen,
+                "chosen_program": serialization.algorithm_to_dict(algorithms[chosen]),
+                "chosen_program_text": serialization.format_algorithm(algorithms[chosen]),
                 "islands": per_island, "per_process": per_process, "migrations": search.migrations,
-                "num_processes": n, "num_islands": g_count, "steps": steps, "seed": seed,
+                "num_processes": n, "num_islands": g_count, "steps": done_steps, "stopped_by": stopped_by,
+                "seed": seed,
                 "config": config.to_dict()}
         os.makedirs(output_dir, exist_ok=True)
         path = os.path.join(output_dir, "results.json")
         fileio.atomic_write_json(path, data)
-        log(f"best fitness {data['best_fitness']:.6f} (island {best}); wrote {path}")
+        log(f"best search fitness {data['best_fitness']:.6f} (island {best}); chosen island {chosen}: select "
+            f"fitness {select_fits[chosen]:.6f}, final fitness {final_fitness:.6f}; wrote {path}")
     if n > 1:
         import jax
 

@@ -98,6 +98,26 @@ def island_seed(seed: int, island: int, purpose: str) -> int:
     return int(np.random.SeedSequence([int(seed), int(island), tag]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+def phase_seed(seed: int, purpose: str) -> int:
+    """A 31-bit seed for a run-wide stream `purpose` ("select", "final",
+    "select_tasks"), from --seed alone (no island, no process layout)."""
+    tag = int.from_bytes(hashlib.sha256(purpose.encode()).digest()[:4], "little")
+    return int(np.random.SeedSequence([int(seed), tag]).generate_state(1, np.uint32)[0] >> np.uint32(1))
+
+
+def choose_best(fitnesses: Sequence[float]) -> int:
+    """The index of the highest fitness (NaN counts as -inf; ties: the lowest index)."""
+    f = np.asarray(fitnesses, np.float64)
+    return int(np.argmax(np.where(np.isnan(f), -np.inf, f)))
+
+
+def agree_to_stop(out_of_time: bool, allgather: Allgather) -> bool:
+    """The stop decision of every process: True on all of them as soon as
+    any process's own clock says its budget is spent (one int32 all-gather,
+    so every process takes the same decision at the same step)."""
+    return bool(np.asarray(allgather(np.asarray([int(out_of_time)], np.int32))).any())
+
+
 def program_digest(program: Algorithm) -> str:
     """A short content hash of a program (logs and results: which program went where)."""
     text = json.dumps(serialization.algorithm_to_dict(program), sort_keys=True)

@@ -56,7 +56,7 @@ from azero_jax.search import mutator as mutator_lib
 from azero_jax.search.array_mutator import ArrayMutator
 
 # The interpreter-rate calibration after each search (`CachedEvaluator.interpreter_rate`):
-# a full evaluation of this many of the final population's programs, best of 2.
+# a full evaluation of this many of the final population's programs (best of 2 when short).
 CALIBRATION_PROGRAMS = 128
 MIN_CHECKPOINT_SECONDS = 5.0  # the shortest periodic-checkpoint interval
 CHECKPOINT_FRACTION = 0.1  # ... else this fraction of the elapsed time, up to checkpoint_every_seconds

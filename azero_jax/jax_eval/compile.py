@@ -20,7 +20,7 @@ import numpy as np
 
 from azero_jax import ops as ops_lib
 from azero_jax.program import COMPONENTS, Algorithm, Instruction, MemoryShape, ProgramError, addresses_out_of_range
-from azero_jax.program_arrays import ProgramArrays, to_algorithms
+from azero_jax.program_arrays import ProgramArrays, take, to_algorithms
 
 MIN_LENGTH_BUCKET = 8
 MIN_BATCH_BUCKET = 8
@@ -95,7 +95,7 @@ def _packed(instr: Instruction) -> tuple:
 
 def _program_at(programs: Sequence[Algorithm] | ProgramArrays, index: int) -> Algorithm:
     if isinstance(programs, ProgramArrays):
-        return to_algorithms(ProgramArrays(*(type(c)(*(f[index:index + 1] for f in c)) for c in programs)))[0]
+        return to_algorithms(take(programs, [index]))[0]
     return programs[index]
 
 
@@ -156,34 +156,45 @@ def compile_programs(
     batch = padded_batch_size(n, batch_multiple, batch_size)
     comps = {}
     for comp in COMPONENTS:
+        min_length = (min_lengths or {}).get(comp, MIN_LENGTH_BUCKET)
         if arrays is not None:
-            code = arrays.component(comp)
-            bucket = length_bucket(int(code.lengths.max(initial=0)), (min_lengths or {}).get(comp, MIN_LENGTH_BUCKET))
-            keep = min(bucket, code.capacity)
-            ints = np.zeros((bucket, 4, batch), np.int32)
-            floats = np.zeros((bucket, 4, batch), np.float64)
-            ints[:keep, :, :n] = code.ints[:, :keep].transpose(1, 2, 0)
-            floats[:keep, :, :n] = code.floats[:, :keep].transpose(1, 2, 0)
-            lengths = np.zeros((batch,), np.int32)
-            lengths[:n] = code.lengths
-            _check_component(arrays, n, comp, ints, lengths, allowed.get(comp) if allowed else None, memory)
-            comps[comp] = ComponentArrays(ints, floats, lengths)
-            continue
-        codes = [a.component(comp) for a in programs]
-        lengths = np.zeros((batch,), np.int32)
-        lengths[:n] = [len(code) for code in codes]
-        bucket = length_bucket(int(lengths.max(initial=0)), (min_lengths or {}).get(comp, MIN_LENGTH_BUCKET))
-        ints = np.zeros((bucket, 4, batch), np.int32)  # op 0 == NO_OP
-        floats = np.zeros((bucket, 4, batch), np.float64)
-        rows = [_packed(instr) for code in codes for instr in code]
-        if rows:
-            # One conversion for the whole component; ints are exact in float64.
-            table = np.array(rows, dtype=np.float64)  # (N, 8)
-            program = np.repeat(np.arange(n), lengths[:n])
-            position = np.arange(len(rows)) - np.repeat(np.cumsum(lengths[:n]) - lengths[:n], lengths[:n])
-            # Huge addresses saturate (still out of range for the check below).
-            ints[position, :, program] = np.minimum(table[:, :4], np.iinfo(np.int32).max).astype(np.int32)
-            floats[position, :, program] = table[:, 4:]
+            ints, floats, lengths = _pack_arrays(arrays.component(comp), n, batch, min_length)
+        else:
+            ints, floats, lengths = _pack_algorithms([a.component(comp) for a in programs], n, batch, min_length)
         _check_component(programs, n, comp, ints, lengths, allowed.get(comp) if allowed else None, memory)
         comps[comp] = ComponentArrays(ints, floats, lengths)
     return CompiledBatch(comps["setup"], comps["predict"], comps["learn"], n)
+
+
+def _pack_arrays(code, n: int, batch: int, min_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One packed component (`program_arrays.ComponentCode`, (n, L, 4)) in
+    the (bucket, 4, batch) layout: a transpose into a zeroed buffer."""
+    bucket = length_bucket(int(code.lengths.max(initial=0)), min_length)
+    keep = min(bucket, code.capacity)
+    ints = np.zeros((bucket, 4, batch), np.int32)
+    floats = np.zeros((bucket, 4, batch), np.float64)
+    ints[:keep, :, :n] = code.ints[:, :keep].transpose(1, 2, 0)
+    floats[:keep, :, :n] = code.floats[:, :keep].transpose(1, 2, 0)
+    lengths = np.zeros((batch,), np.int32)
+    lengths[:n] = code.lengths
+    return ints, floats, lengths
+
+
+def _pack_algorithms(codes: Sequence[tuple[Instruction, ...]], n: int, batch: int,
+                     min_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One component of `Algorithm`s (its instruction tuples) in the same layout."""
+    lengths = np.zeros((batch,), np.int32)
+    lengths[:n] = [len(code) for code in codes]
+    bucket = length_bucket(int(lengths.max(initial=0)), min_length)
+    ints = np.zeros((bucket, 4, batch), np.int32)  # op 0 == NO_OP
+    floats = np.zeros((bucket, 4, batch), np.float64)
+    rows = [_packed(instr) for code in codes for instr in code]
+    if rows:
+        # One conversion for the whole component; ints are exact in float64.
+        table = np.array(rows, dtype=np.float64)  # (N, 8)
+        program = np.repeat(np.arange(n), lengths[:n])
+        position = np.arange(len(rows)) - np.repeat(np.cumsum(lengths[:n]) - lengths[:n], lengths[:n])
+        # Huge addresses saturate (still out of range for the check in compile_programs).
+        ints[position, :, program] = np.minimum(table[:, :4], np.iinfo(np.int32).max).astype(np.int32)
+        floats[position, :, program] = table[:, 4:]
+    return ints, floats, lengths

@@ -91,24 +91,27 @@ def local_islands(process_index: int, num_processes: int, num_islands: int) -> l
     return list(range(process_index, num_islands, num_processes))
 
 
+def _tag(purpose: str) -> int:
+    """A stream name as a 32-bit SeedSequence entry (stable across processes)."""
+    return int.from_bytes(hashlib.sha256(purpose.encode()).digest()[:4], "little")
+
+
 def island_seed(seed: int, island: int, purpose: str) -> int:
     """A 63-bit seed for global island `island`'s stream `purpose`
     ("evolution", "evaluator"): independent of the process layout."""
-    tag = int.from_bytes(hashlib.sha256(purpose.encode()).digest()[:4], "little")
-    return int(np.random.SeedSequence([int(seed), int(island), tag]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    state = np.random.SeedSequence([int(seed), int(island), _tag(purpose)]).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))
 
 
 def phase_seed(seed: int, purpose: str) -> int:
     """A 31-bit seed for a run-wide stream `purpose` ("select", "final",
     "select_tasks"), from --seed alone (no island, no process layout)."""
-    tag = int.from_bytes(hashlib.sha256(purpose.encode()).digest()[:4], "little")
-    return int(np.random.SeedSequence([int(seed), tag]).generate_state(1, np.uint32)[0] >> np.uint32(1))
+    return int(np.random.SeedSequence([int(seed), _tag(purpose)]).generate_state(1, np.uint32)[0] >> np.uint32(1))
 
 
-def choose_best(fitnesses: Sequence[float]) -> int:
-    """The index of the highest fitness (NaN counts as -inf; ties: the lowest index)."""
-    f = np.asarray(fitnesses, np.float64)
-    return int(np.argmax(np.where(np.isnan(f), -np.inf, f)))
+# The island chosen among the islands' bests: the highest fitness, NaN never
+# wins, ties go to the lowest index -- `evolution.best_index`'s rule.
+choose_best = best_index
 
 
 def agree_to_stop(out_of_time: bool, allgather: Allgather) -> bool:

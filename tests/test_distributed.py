@@ -4,6 +4,7 @@ collectives, the tiny config on the reference backend."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -229,18 +230,26 @@ def test_wrong_coordinator_address_is_one_error_line(tmp_path):
 
 
 def test_killed_process_resumes_to_the_same_results(two_process_run, tmp_path):
-    """Process 1 SIGKILLs itself after step 5 (checkpoints at 2 and 4), process 0 is then
-    killed too, wherever it waits; the same command resumes both from step 4 and ends with
-    the uninterrupted run's results."""
+    """Process 1 SIGKILLs itself after step 5 (checkpoints at 2 and 4); process 0, waiting for
+    it in the step-6 migration, ends on its own within a bounded time with one error line and
+    exit status 3; the same command resumes both from step 4 and ends with the uninterrupted
+    run's results."""
     out, _ = two_process_run
     run = str(tmp_path / "killed")
     flags = ["--checkpoint_every_steps=2"]
-    procs = _launch(run, 2, flags, env={search_distributed.KILL_ENV: "1:5"})
+    procs = _launch(run, 2, [*flags, "--collective_timeout=20"], env={search_distributed.KILL_ENV: "1:5"})
     try:
         assert procs[1].wait(timeout=TIMEOUT) == -signal.SIGKILL
+        killed_at = time.monotonic()
+        survivor = procs[0].communicate(timeout=60)[0]
+        assert time.monotonic() - killed_at < 30
     finally:
-        procs[0].kill()
         _finish(procs)
+    assert procs[0].returncode == search_distributed.EXIT_PEER_LOST, survivor
+    errors = [line for line in survivor.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: process 0 lost the other processes ("), survivor
+    assert "rerun the same command on every process to resume" in errors[0]
+    assert "Fatal Python error" not in survivor and "Check failure" not in survivor, survivor
     assert not os.path.exists(os.path.join(run, "results.json"))
     held = dist.list_checkpoints(run)
     assert dist.common_step([held.get(0, []), held.get(1, [])]) == 4, held
@@ -263,6 +272,55 @@ def test_resume_with_another_process_count_is_one_error_line(tmp_path):
         assert [line for line in log.splitlines() if not line.startswith("[process")] == [
             f"error: the checkpoints in {tmp_path} were written with --num_processes=1, this run has "
             "--num_processes=2: resume with --num_processes=1 or use a fresh --output_dir"], log
+
+
+def test_guarded_allgather_bounds_a_failed_or_hung_exchange():
+    def failing(x):
+        raise RuntimeError("UNKNOWN: Gloo AllGather failed: Connection reset by peer\nmore detail")
+
+    with pytest.raises(dist.CollectiveError, match="^UNKNOWN: Gloo AllGather failed: Connection reset by peer$"):
+        dist.guarded_allgather(failing, timeout=5, on_timeout=lambda: None)(np.zeros(1, np.int32))
+    fired = []
+
+    def slow(x):
+        time.sleep(0.5)
+        return np.asarray(x)[None]
+
+    out = dist.guarded_allgather(slow, timeout=0.1, on_timeout=lambda: fired.append(True))(np.ones(2, np.int32))
+    assert fired == [True] and out.shape == (1, 2)  # the watchdog ran while the exchange hung
+    fired.clear()
+    dist.guarded_allgather(dist.local_allgather, timeout=0.2, on_timeout=lambda: fired.append(True))(np.ones(1))
+    time.sleep(0.4)
+    assert fired == []  # a finished exchange cancels its watchdog
+
+
+def test_float_rows_gather_bit_exact_with_uneven_counts():
+    a = np.asarray([[1.5, np.nan], [-0.0, 2.0]])
+    b = np.asarray([[3.0, np.inf]])
+
+    def two(x):  # process 0 holds a, process 1 b
+        if x.shape == (1,):
+            return np.stack([x, np.asarray([1], np.int32)])
+        other = np.zeros_like(x.view(np.float64))
+        other[:1] = b
+        return np.stack([x, other.view(np.int32)])
+
+    out = dist.gather_float_rows(a, two)
+    assert out.shape == (3, 2) and out.tobytes() == np.concatenate([a, b]).tobytes()
+    assert dist.gather_float_rows(np.zeros((0, 3)), dist.local_allgather).shape == (0, 3)
+
+
+def test_merged_progress_csv(two_process_run):
+    """Process 0's progress.csv holds every island's rows from both processes, each island's in step order."""
+    out, logs = two_process_run
+    with open(os.path.join(out, "progress.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == search_distributed.PROGRESS_COLUMNS
+    assert {(r["island"], r["process"]) for r in rows} == {("0", "0"), ("1", "1"), ("2", "0")}
+    for g in "012":
+        steps = [int(r["step"]) for r in rows if r["island"] == g]
+        assert steps == sorted(steps) and steps
+    assert re.search(r"^\[process 1\] island 1: indivs=\d+", logs[1], re.M), logs[1]
 
 
 def test_checkpoint_round_trip_is_bit_exact():

@@ -32,8 +32,7 @@ Process 0 then writes results.json (the search's best program and fitness,
 every island's best and select fitness, select_fitness, final_fitness,
 chosen_island and chosen_program, per-process individuals, migrations, the
 steps done and stopped_by) into --output_dir. The other processes wait in
-`jax.distributed.shutdown` meanwhile (JAX's shutdown timeout, 300 s, bounds
-that wait).
+`jax.distributed.shutdown` meanwhile (bounded by --shutdown_timeout).
 
 Wall-clock budget: --max_minutes=M (0: none) -- after every step, every
 process all-gathers one flag "my clock passed M minutes since I started";
@@ -56,10 +55,27 @@ between hosts, a process that finds no checkpoint of its own fails after
 --initialization_timeout instead). A run may be resumed with a larger
 --steps.
 
+Progress: every process prints each of its islands' progress line (the
+single-process line, at most every progress_every individuals, prefixed
+`[process P] island g:`); at the end process 0 writes one merged
+OUTPUT_DIR/progress.csv of every island's rows (PROGRESS_COLUMNS, sorted by
+island then step; the rows travel in the final all-gather and in the
+checkpoints, so a resumed run's file covers the whole run).
+
 Multi-process runs use gloo CPU collectives and one JAX device per process.
---initialization_timeout bounds the wait for the coordinator: a wrong address
-or a coordinator that never starts is one `error:` line and exit status 2
-after at most that many seconds.
+Every wait is bounded:
+- --initialization_timeout: the wait for the coordinator; a wrong address
+  or a coordinator that never starts is one `error:` line and exit status 2.
+- --collective_timeout: one exchange (migration, stop vote, checkpoint
+  barrier, the end); a peer that died (gloo reports it at once) or that
+  does not answer within this time ends the process with one `error:` line
+  and exit status 3, without JAX's shutdown barrier; rerunning the same
+  command on every process resumes from the newest common checkpoint.
+- --heartbeat_timeout: JAX's coordination service declares a process dead
+  after that long without heartbeats and ends the others (JAX's own abort,
+  for a process that dies while the others compute between exchanges).
+- --shutdown_timeout: how long the processes wait at the end for process
+  0's select and final phases.
 """
 
 from __future__ import annotations
@@ -106,6 +122,16 @@ def define_flags() -> None:
     _FLAGS["initialization_timeout"] = flags.DEFINE_integer(
         "initialization_timeout", 60, "seconds to wait for the coordinator and all processes to connect",
         lower_bound=1, upper_bound=MAX_INIT_TIMEOUT)
+    _FLAGS["collective_timeout"] = flags.DEFINE_integer(
+        "collective_timeout", 600, "seconds a process waits in one exchange with the others before it ends with "
+        "an error (a process died or hangs); it must exceed the longest time one process may run ahead of another "
+        "between two exchanges", lower_bound=1)
+    _FLAGS["heartbeat_timeout"] = flags.DEFINE_integer(
+        "heartbeat_timeout", 100, "seconds without heartbeats after which JAX's coordination service declares a "
+        "process dead and ends the others", lower_bound=1)
+    _FLAGS["shutdown_timeout"] = flags.DEFINE_integer(
+        "shutdown_timeout", 3600, "seconds the processes wait for process 0's select and final phases at the end",
+        lower_bound=1)
     _FLAGS["checkpoint_every_steps"] = flags.DEFINE_integer(
         "checkpoint_every_steps", 0, "checkpoint every this many steps (0: never); a rerun resumes", lower_bound=0)
     cli.define_config_flags()
@@ -156,7 +182,8 @@ def check_coordinator_address(address: str, process_id: int, timeout: float) -> 
         time.sleep(0.2)
 
 
-def initialize(address: str, num_processes: int, process_id: int, timeout: int) -> None:
+def initialize(address: str, num_processes: int, process_id: int, timeout: int, *, heartbeat_timeout: int = 100,
+               shutdown_timeout: int = 3600) -> None:
     start = time.monotonic()
     check_coordinator_address(address, process_id, timeout)
     import jax
@@ -164,14 +191,29 @@ def initialize(address: str, num_processes: int, process_id: int, timeout: int) 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     left = max(1, int(timeout - (time.monotonic() - start)))
     jax.distributed.initialize(coordinator_address=address, num_processes=num_processes, process_id=process_id,
-                               initialization_timeout=left)
+                               initialization_timeout=left, heartbeat_timeout_seconds=heartbeat_timeout,
+                               shutdown_timeout_seconds=shutdown_timeout)
+
+
+EXIT_PEER_LOST = 3  # the exit status of a process that lost the others (see `peer_lost`)
+
+
+def peer_lost(process_id: int, what: str, output_dir: str) -> None:
+    """The end of a process whose exchange with the others failed or timed
+    out: one `error:` line, exit status 3, and no `jax.distributed.shutdown`
+    (its barrier would wait for the dead process and end in an abort)."""
+    print(f"error: process {process_id} lost the other processes ({what}): a process died, hangs or cannot be "
+          f"reached; rerun the same command on every process to resume from the newest common checkpoint in "
+          f"{output_dir} (with --checkpoint_every_steps)", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(EXIT_PEER_LOST)
 
 
 # ------------------------------------------------------------ search --
 
-def build_searchers(config: experiment.ExperimentConfig, islands: list[int], seed: int,
-                    log) -> list[RegularizedEvolution]:
-    """One single-island searcher per global island in `islands` (the driver's pieces)."""
+def build_searchers(config: experiment.ExperimentConfig, islands: list[int], seed: int) -> list[RegularizedEvolution]:
+    """One single-island searcher per global island in `islands` (the driver's pieces); their progress
+    lines come from `progress_rows`."""
     specs = config.task_specs("search")
     if config.randomize_task_seeds:  # the same draw on every process
         specs = tasks_lib.randomize_collection_seeds(specs, np.random.default_rng(seed))
@@ -189,8 +231,7 @@ def build_searchers(config: experiment.ExperimentConfig, islands: list[int], see
             train_budget=budget, combination=config.fitness_combination, hurdles=True,
             task_groups=None if groups is None else groups[0])
         searchers.append(RegularizedEvolution(
-            evo_cfg, ArrayMutator(mutator_cfg), generator, evaluator,
-            log=lambda line, g=g: log(f"island {g}: {line}"),
+            evo_cfg, ArrayMutator(mutator_cfg), generator, evaluator, log=None,
             island_tasks=None if groups is None else [groups[1][g]]))
     return searchers
 
@@ -287,7 +328,49 @@ def select_and_final(config: experiment.ExperimentConfig, programs: list, seed: 
     return fits, chosen, final
 
 
+PROGRESS_COLUMNS = ("island", "process", "step", "indivs", "elapsed_secs", "mean", "stdev", "best_fit", "train_steps",
+                    "indivs_per_sec", "train_steps_per_sec", "fec_hit_rate")
+
+
+def progress_rows(search: dist.DistributedIslands, states, step: int, elapsed: float, log) -> list[list[float]]:
+    """Each local island's progress line (at most every progress_every
+    individuals, the single-process line with its island and process) and
+    its progress.csv row (PROGRESS_COLUMNS)."""
+    rows = []
+    for g, searcher, st in zip(search.islands, search.searchers, states, strict=True):
+        c = searcher.evaluator.counters()
+        counters = {"individuals": c.individuals, "train_steps": c.train_steps, "fec_hits": c.fec_hits,
+                    "fec_misses": c.fec_misses}
+        shown = searcher.maybe_log_progress(st, log=lambda line, g=g: log(f"island {g}: {line}"),
+                                            elapsed_secs=elapsed, counters=counters)
+        if shown is not None:
+            rows.append([g, search.process_index, step, shown["indivs"], elapsed, shown["mean"], shown["stdev"],
+                         shown["best_fit"], c.train_steps, shown["indivs_per_sec"], shown["train_steps_per_sec"],
+                         shown["fec_hit_rate"]])
+    return rows
+
+
+def write_progress_csv(path: str, rows: np.ndarray) -> None:
+    """The merged progress.csv of all processes (sorted by island, then step), atomically."""
+    order = np.lexsort((rows[:, 2], rows[:, 0])) if len(rows) else np.zeros(0, int)
+    ints = {"island", "process", "step", "indivs", "train_steps"}
+    lines = [",".join(PROGRESS_COLUMNS)]
+    for r in rows[order]:
+        lines.append(",".join(str(int(v)) if name in ints else repr(float(v))
+                              for name, v in zip(PROGRESS_COLUMNS, r, strict=True)))
+    fileio.atomic_write_text(path, "\n".join(lines) + "\n")
+
+
 def main(argv: list[str]) -> None:
+    p = _FLAGS["process_id"].value
+    output_dir = _FLAGS["output_dir"].value
+    try:
+        _main(argv)
+    except dist.CollectiveError as e:
+        peer_lost(p, str(e), output_dir)
+
+
+def _main(argv: list[str]) -> None:
     run_start = time.monotonic()
     if len(argv) > 1:
         cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -317,12 +400,16 @@ def main(argv: list[str]) -> None:
             cli.fail("--coordinator_address=HOST:PORT is required with --num_processes > 1")
         timeout = _FLAGS["initialization_timeout"].value
         log(f"connecting to the coordinator at {address} ({n} processes, timeout {timeout} s)")
-        initialize(address, n, p, timeout)
-        allgather = dist.jax_allgather
+        initialize(address, n, p, timeout, heartbeat_timeout=_FLAGS["heartbeat_timeout"].value,
+                   shutdown_timeout=_FLAGS["shutdown_timeout"].value)
+        limit = _FLAGS["collective_timeout"].value
+        allgather = dist.guarded_allgather(
+            dist.jax_allgather, timeout=limit,
+            on_timeout=lambda: peer_lost(p, f"no answer within --collective_timeout={limit} s", output_dir))
     islands = dist.local_islands(p, n, g_count)
     log(f"holds islands {islands} of {g_count} (island g lives on process g mod {n}); seed {seed}, {steps} steps, "
         f"migration every {config.migration_every} steps")
-    search = dist.DistributedIslands(build_searchers(config, islands, seed, log), process_index=p, num_processes=n,
+    search = dist.DistributedIslands(build_searchers(config, islands, seed), process_index=p, num_processes=n,
                                      num_islands=g_count, migration_every=config.migration_every,
                                      allgather=allgather, log=log)
     max_seconds = config.max_seconds  # --max_minutes * 60; None: no budget
@@ -336,14 +423,19 @@ def main(argv: list[str]) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(dist.checkpoint_path(output_dir, p, step))
     start = time.monotonic()
+    progress: list[list[float]] = []  # this process's progress.csv rows
+    elapsed_before = 0.0  # search seconds of the run before a resume
     if resume is None:
         states = search.init(seed)
         first = 1
+        progress += progress_rows(search, states, 0, time.monotonic() - start, log)
     else:
         path = dist.checkpoint_path(output_dir, p, resume)
         try:
             saved = checkpoint_lib.load(path)
             states = search.load_state(saved["search"])
+            progress = [list(r) for r in saved.get("progress", [])]
+            elapsed_before = float(saved.get("elapsed", 0.0))
         except (checkpoint_lib.CheckpointError, KeyError, TypeError, ValueError) as e:
             cli.fail(f"cannot resume from {path}: {e}")
         log(f"resumed from step {resume} ({search.migrations} migrations done; {path})")
@@ -353,12 +445,14 @@ def main(argv: list[str]) -> None:
     for step in range(first, steps + 1):
         states = search.step(states)
         done_steps = step
+        progress += progress_rows(search, states, step, elapsed_before + time.monotonic() - start, log)
         stop = False
         if max_seconds is not None and step < steps:  # the same decision on every process, at the same step
             stop = dist.agree_to_stop(time.monotonic() - run_start >= max_seconds, allgather)
         if every and (step % every == 0 or stop):
             path = dist.checkpoint_path(output_dir, p, step)
-            checkpoint_lib.save(path, {"header": header, "step": step, "search": search.to_state(states)},
+            checkpoint_lib.save(path, {"header": header, "step": step, "search": search.to_state(states),
+                                       "progress": progress, "elapsed": elapsed_before + time.monotonic() - start},
                                 config_digest=header["config_hash"])
             done = allgather(np.asarray([step], np.int32))  # every process saved `step`: older files may go
             if (done != step).any():
@@ -374,6 +468,10 @@ def main(argv: list[str]) -> None:
             stopped_by = "max_minutes"
             log(f"stopped by --max_minutes after step {step} of {steps}")
             break
+    for st in states:  # every island's last line and row, whatever progress_every says
+        if st.last_progress != st.num_individuals:
+            st.last_progress = None
+    progress += progress_rows(search, states, done_steps, elapsed_before + time.monotonic() - start, log)
     individuals = sum(st.num_individuals for st in states)
     log(f"done: {done_steps} steps, {individuals} individuals, {search.migrations} migrations, "
         f"{time.monotonic() - start:.1f} s")
@@ -385,6 +483,7 @@ def main(argv: list[str]) -> None:
         rows[j, :2] = np.asarray([st.num_individuals], np.int64).view(np.int32)
         rows[j, 2:] = _population_digest(st)
     gathered = allgather(rows)
+    merged = dist.gather_float_rows(np.asarray(progress, np.float64).reshape(-1, len(PROGRESS_COLUMNS)), allgather)
     if p == 0:
         algorithms = pa.to_algorithms(programs)
         per_island = []
@@ -413,6 +512,7 @@ def main(argv: list[str]) -> None:
                 "seed": seed,
                 "config": config.to_dict()}
         os.makedirs(output_dir, exist_ok=True)
+        write_progress_csv(os.path.join(output_dir, "progress.csv"), merged)
         path = os.path.join(output_dir, "results.json")
         fileio.atomic_write_json(path, data)
         log(f"best search fitness {data['best_fitness']:.6f} (island {best}); chosen island {chosen}: select "

@@ -62,6 +62,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -125,6 +126,48 @@ def program_digest(program: Algorithm) -> str:
     """A short content hash of a program (logs and results: which program went where)."""
     text = json.dumps(serialization.algorithm_to_dict(program), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class CollectiveError(RuntimeError):
+    """A collective failed or did not finish in time: another process died,
+    hangs, or the network between the processes failed."""
+
+
+def guarded_allgather(allgather: Allgather, *, timeout: float,
+                      on_timeout: Callable[[], None]) -> Allgather:
+    """`allgather` with bounds: an exception inside it becomes a
+    `CollectiveError` (gloo reports a dead peer as "connection reset" right
+    away), and a call that has not returned after `timeout` seconds runs
+    `on_timeout` from a watchdog thread (a peer that hangs, or that died
+    without the transport noticing: the blocked call cannot be interrupted,
+    so the script's `on_timeout` prints its error line and ends the process)."""
+    def run(x: np.ndarray) -> np.ndarray:
+        watchdog = threading.Timer(timeout, on_timeout)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return allgather(x)
+        except Exception as e:  # any failure of the transport means the same to the caller
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CollectiveError(first) from e
+        finally:
+            watchdog.cancel()
+    return run
+
+
+def gather_float_rows(rows: np.ndarray, allgather: Allgather) -> np.ndarray:
+    """Every process's float64 `rows` (k_p, c) stacked in process order,
+    bit-exact (two all-gathers: the row counts, then the rows padded to the
+    largest count, as int32 views)."""
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    counts = allgather(np.asarray([rows.shape[0]], np.int32)).reshape(-1)
+    width = rows.shape[1]
+    padded = np.zeros((int(counts.max()), width), np.float64)
+    padded[:rows.shape[0]] = rows
+    gathered = allgather(padded.view(np.int32))
+    out = [np.ascontiguousarray(g).view(np.float64).reshape(-1, width)[:int(k)]
+           for g, k in zip(gathered, counts, strict=True)]
+    return np.concatenate(out) if out else np.zeros((0, width))
 
 
 def local_allgather(x: np.ndarray) -> np.ndarray:

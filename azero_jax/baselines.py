@@ -29,9 +29,9 @@ import numpy as np
 
 from azero_jax import evaluation, serialization
 from azero_jax import fitness as fitness_lib
-from azero_jax import ops as ops_lib
 from azero_jax import programs as programs_lib
-from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
+from azero_jax.analysis import ablation
+from azero_jax.program import Algorithm, MemoryShape
 from azero_jax.tasks import Task
 
 BACKENDS = evaluation.BACKENDS
@@ -39,7 +39,7 @@ BACKENDS = evaluation.BACKENDS
 # Random-search ranges (log-uniform) for the hand-written programs.
 LEARNING_RATE_RANGE = (1e-4, 1.0)
 INIT_SCALE_RANGE = (1e-3, 1.0)
-RETUNE_FACTOR_RANGE = (0.1, 10.0)
+RETUNE_FACTOR_RANGE = ablation.RETUNE_FACTOR_RANGE
 
 
 @dataclasses.dataclass
@@ -140,47 +140,30 @@ def tune_hand_written(name: str, select_tasks: Sequence[Task], final_tasks: Sequ
 
 # -------------------------------------------------------- evolved, re-tuned --
 
-def tunable_constants(program: Algorithm) -> list[tuple[str, int, tuple[str, ...]]]:
-    """(component, position, fields) of the constants the re-tuning scales:
-    d of SCALAR_CONST_SET (learning rates, ...), the spread of the Gaussian
-    sets (f1) and both bounds of the uniform sets (f0, f1)."""
-    out = []
-    for c in COMPONENTS:
-        for i, instr in enumerate(program.component(c)):
-            name = ops_lib.OPS[instr.op].name
-            if name == "SCALAR_CONST_SET_OP":
-                out.append((c, i, ("d",)))
-            elif name.endswith("_GAUSSIAN_SET_OP"):
-                out.append((c, i, ("f1",)))
-            elif name.endswith("_UNIFORM_SET_OP"):
-                out.append((c, i, ("f0", "f1")))
-    return out
-
-
-def scale_constants(program: Algorithm, factors: Sequence[float],
-                    sites: Sequence[tuple[str, int, tuple[str, ...]]]) -> Algorithm:
-    """`program` with each site's fields multiplied by its factor."""
-    comps = {c: list(program.component(c)) for c in COMPONENTS}
-    for factor, (c, i, fields) in zip(factors, sites, strict=True):
-        instr = comps[c][i]
-        comps[c][i] = dataclasses.replace(instr, **{f: getattr(instr, f) * factor for f in fields})
-    return program.replace(**{c: tuple(v) for c, v in comps.items()})
+# The core (sites, scaling, the random search) is `analysis.ablation`'s,
+# shared with tools/analyze_program.py; these names stay for existing callers.
+tunable_constants = ablation.tunable_constants
+scale_constants = ablation.scale_constants
 
 
 def retune_program(program: Algorithm, select_tasks: Sequence[Task], final_tasks: Sequence[Task],
                    memory: MemoryShape, *, trials: int = 20, seed: int = 0, backend: str = "reference",
                    test_tasks: Sequence[Task] | None = None, name: str = "evolved_retuned") -> BaselineResult:
     """Random search over log-scale factors of the program's constants (trial
-    0 = unchanged); a program without such constants is scored as is."""
-    sites = tunable_constants(program)
-    rng = np.random.default_rng([seed, 2])
-    candidates: list[tuple[Algorithm, dict[str, Any]]] = [(program, {"factors": [1.0] * len(sites)})]
-    for _ in range(1, max(1, trials) if sites else 1):
-        factors = [_log_uniform(rng, RETUNE_FACTOR_RANGE) for _ in sites]
-        candidates.append((scale_constants(program, factors, sites), {"factors": factors}))
-    result = _pick(name, candidates, select_tasks, final_tasks, memory, backend, seed, test_tasks)
-    result.params["sites"] = [f"{c}[{i}].{'/'.join(f)}" for c, i, f in sites]
-    return result
+    0 = unchanged; `analysis.ablation.retune_constants`, in float64); a
+    program without such constants is scored as is."""
+    try:
+        evaluation.resolve_backend(backend)
+    except ValueError as e:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}") from e
+    r = ablation.retune_constants(program, select_tasks, memory, trials=trials, seed=seed, final_tasks=final_tasks,
+                                  backend=backend, dtype="float64", combination=fitness_lib.MEAN,
+                                  factor_range=RETUNE_FACTOR_RANGE)
+    test = None
+    if test_tasks is not None:
+        test = float(evaluate_programs([r.program], test_tasks, memory, backend=backend, seed=seed)[0])
+    params = {"factors": list(r.factors), "sites": ablation.site_labels(r.sites)}
+    return BaselineResult(name, r.select_fitness, r.final_fitness, params, r.trials, test, r.program)
 
 
 # ------------------------------------------------------------ optax --
@@ -290,3 +273,37 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         lines.append(f"{r['name']:<32} {pct(r.get('select_fitness')):>9} {pct(r.get('final_fitness')):>9} "
                      f"{pct(r.get('final_test_accuracy')):>10}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------- multiclass hand-written --
+
+def multiclass_hand_written_candidates(name: str, trials: int,
+                                       rng: np.random.Generator) -> list[tuple[Algorithm, dict[str, Any]]]:
+    """`hand_written_candidates` for the multiclass programs (softmax
+    regression, the 2-layer softmax net: `programs.MULTICLASS_HAND_WRITTEN`),
+    the same draws and ranges."""
+    if name not in programs_lib.MULTICLASS_HAND_WRITTEN:
+        raise ValueError(f"tunable multiclass programs are {', '.join(programs_lib.MULTICLASS_HAND_WRITTEN)}, "
+                         f"not {name!r}")
+    factory = programs_lib.MULTICLASS_HAND_WRITTEN[name]
+    out: list[tuple[Algorithm, dict[str, Any]]] = []
+    for t in range(max(1, trials)):
+        params: dict[str, Any] = {"learning_rate": programs_lib.DEFAULT_LEARNING_RATE if t == 0
+                                  else _log_uniform(rng, LEARNING_RATE_RANGE)}
+        if name == "neural_net":
+            for key in ("first_init_scale", "second_init_scale"):
+                params[key] = programs_lib.DEFAULT_INIT_SCALE if t == 0 else _log_uniform(rng, INIT_SCALE_RANGE)
+        out.append((factory(**params), params))
+    return out
+
+
+def tune_multiclass_hand_written(name: str, select_tasks: Sequence[Task], final_tasks: Sequence[Task],
+                                 memory: MemoryShape | None = None, *, trials: int = 20, seed: int = 0,
+                                 backend: str = "reference",
+                                 test_tasks: Sequence[Task] | None = None) -> BaselineResult:
+    """`tune_hand_written` on multiclass tasks (memory: the program's own,
+    `programs.MULTICLASS_NEURAL_NET_MEMORY`, when None)."""
+    rng = np.random.default_rng([seed, 2 if name == "linear" else 3])
+    memory = memory or programs_lib.MULTICLASS_NEURAL_NET_MEMORY
+    return _pick(f"multiclass_{name}_program_tuned", multiclass_hand_written_candidates(name, trials, rng),
+                 select_tasks, final_tasks, memory, backend, seed, test_tasks)

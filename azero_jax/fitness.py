@@ -1,6 +1,8 @@
 """Fitness definitions (reference §7-§8): squashed RMS, accuracy, aggregation,
 and the evaluation rules every evaluator shares (per-example errors, early
-stopping, loss terms, loss -> fitness) as `xp` kernels."""
+stopping, loss terms, loss -> fitness) as `xp` kernels. Multiclass tasks'
+per-example rules (softmax, argmax) are `azero_jax.multiclass`'s; their loss
+and fitness are accuracy's (`scored_by_accuracy`)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,14 @@ import numpy as np
 
 RMS_ERROR = "rms"
 ACCURACY = "accuracy"
-EVAL_TYPES = (RMS_ERROR, ACCURACY)
+# Multiclass accuracy (label one-hot in v1, softmax of v2, argmax accuracy):
+# the rules are `azero_jax.multiclass`'s; the loss and fitness are accuracy's.
+MULTICLASS = "multiclass"
+EVAL_TYPES = (RMS_ERROR, ACCURACY, MULTICLASS)
 _EVAL_TYPE_ALIASES = {
     "rms": RMS_ERROR, "rms_error": RMS_ERROR, "regression": RMS_ERROR,
     "accuracy": ACCURACY, "classification": ACCURACY,
+    "multiclass": MULTICLASS, "multi_class": MULTICLASS, "multiclass_accuracy": MULTICLASS,
 }
 
 MIN_FITNESS = 0.0
@@ -28,8 +34,14 @@ def parse_eval_type(value: str) -> str:
     """`rms` / `RMS_ERROR` / `accuracy` / `ACCURACY` -> canonical name."""
     key = str(value).strip().lower()
     if key not in _EVAL_TYPE_ALIASES:
-        raise ValueError(f"unknown eval type {value!r}; use one of: rms, accuracy")
+        raise ValueError(f"unknown eval type {value!r}; use one of: rms, accuracy, multiclass")
     return _EVAL_TYPE_ALIASES[key]
+
+
+def scored_by_accuracy(eval_type: str) -> bool:
+    """Whether a task of `eval_type` scores accuracy (binary or multiclass):
+    0/1 loss terms and fitness 1 - loss / n."""
+    return eval_type in (ACCURACY, MULTICLASS)
 
 
 def sigmoid(x):

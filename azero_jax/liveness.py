@@ -19,6 +19,10 @@ evaluator writes `v0` (features) and `s0` (0 or the label), so those two
 addresses are dead across component boundaries. Liveness is the usual
 backward dataflow over that loop, iterated to its fixed point.
 
+Multiclass tasks (`azero_jax.multiclass`) observe `v2` instead of `s1`, and
+the evaluator writes `v0` and `v1` (not `s0`): every function here takes
+`multiclass=True` for that layout.
+
 Random-set ops draw from a counter stream keyed by the instruction's position,
 not from shared state, so a dead random op is dead too; replacing dead
 instructions by NO_OPs keeps positions, so live random ops keep their draws.
@@ -45,6 +49,14 @@ def _bit(kind: str, address: int) -> int:
 _PREDICTION = _bit(ops_lib.SCALAR, ops_lib.PREDICTION_ADDRESS)
 # Written by the evaluator before every Predict and Learn.
 _INPUTS = _bit(ops_lib.SCALAR, ops_lib.LABEL_ADDRESS) | _bit(ops_lib.VECTOR, ops_lib.FEATURES_ADDRESS)
+# The multiclass layout: prediction v2; v0 and v1 (label) written by the evaluator.
+_MC_PREDICTION = _bit(ops_lib.VECTOR, 2)
+_MC_INPUTS = _bit(ops_lib.VECTOR, ops_lib.FEATURES_ADDRESS) | _bit(ops_lib.VECTOR, 1)
+
+
+def _targets(multiclass: bool) -> tuple[int, int]:
+    """(prediction, inputs) bit masks of the task layout."""
+    return (_MC_PREDICTION, _MC_INPUTS) if multiclass else (_PREDICTION, _INPUTS)
 
 
 def _effect(instr: Instruction) -> tuple[int, int, int]:
@@ -82,31 +94,33 @@ def _live_mask(code: tuple[Instruction, ...], live: int) -> list[bool]:
     return mask
 
 
-def live_instructions(algorithm: Algorithm) -> tuple[tuple[bool, ...], tuple[bool, ...], tuple[bool, ...]]:
+def live_instructions(algorithm: Algorithm, *,
+                      multiclass: bool = False) -> tuple[tuple[bool, ...], tuple[bool, ...], tuple[bool, ...]]:
     """Per component (setup, predict, learn), which instructions are live."""
+    prediction, inputs = _targets(multiclass)
     live_predict = live_learn = 0
     while True:  # fixed point of the Predict/Learn loop (sets only grow)
-        out_predict = _PREDICTION | ((live_learn | live_predict) & ~_INPUTS)
+        out_predict = prediction | ((live_learn | live_predict) & ~inputs)
         new_predict = _live_in(algorithm.predict, out_predict)
-        new_learn = _live_in(algorithm.learn, new_predict & ~_INPUTS)
+        new_learn = _live_in(algorithm.learn, new_predict & ~inputs)
         if new_predict == live_predict and new_learn == live_learn:
             break
         live_predict, live_learn = new_predict, new_learn
-    out_predict = _PREDICTION | ((live_learn | live_predict) & ~_INPUTS)
-    return (tuple(_live_mask(algorithm.setup, live_predict & ~_INPUTS)),
+    out_predict = prediction | ((live_learn | live_predict) & ~inputs)
+    return (tuple(_live_mask(algorithm.setup, live_predict & ~inputs)),
             tuple(_live_mask(algorithm.predict, out_predict)),
-            tuple(_live_mask(algorithm.learn, live_predict & ~_INPUTS)))
+            tuple(_live_mask(algorithm.learn, live_predict & ~inputs)))
 
 
-def strip_dead_code(algorithm: Algorithm, *, keep_positions: bool = True) -> Algorithm:
+def strip_dead_code(algorithm: Algorithm, *, keep_positions: bool = True, multiclass: bool = False) -> Algorithm:
     """The program without its dead instructions: replaced by NO_OPs (same
     results, bit for bit), or with `keep_positions=False` removed (shorter and
     easier to read; also the same results unless the program has random-set
     ops, whose streams are keyed by instruction position)."""
     noop = Instruction(ops_lib.NO_OP_ID)
     parts = []
-    for code, mask in zip((algorithm.setup, algorithm.predict, algorithm.learn), live_instructions(algorithm),
-                          strict=True):
+    for code, mask in zip((algorithm.setup, algorithm.predict, algorithm.learn),
+                          live_instructions(algorithm, multiclass=multiclass), strict=True):
         if keep_positions:
             parts.append(tuple(instr if alive else noop for instr, alive in zip(code, mask, strict=True)))
         else:
@@ -159,14 +173,15 @@ def _backward(effects, live: np.ndarray, mask: np.ndarray | None = None) -> np.n
     return live
 
 
-def live_instructions_batch(arrays: ProgramArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def live_instructions_batch(arrays: ProgramArrays, *,
+                            multiclass: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """`live_instructions` of every program of a packed batch: per component
     a bool array (B, L_c), False past each length. None when an address is
     too large for the packed bit masks (>= 21)."""
     if any(int(code.ints[:, :, 1:].max(initial=0)) >= _MAX_ADDRESS_BITS for code in arrays):
         return None
     effects = [_effects(code) for code in arrays]
-    inputs, prediction = np.uint64(_INPUTS), np.uint64(_PREDICTION)
+    prediction, inputs = (np.uint64(b) for b in _targets(multiclass))
     live_predict = live_learn = np.zeros(arrays.batch, np.uint64)
     while True:  # fixed point of the Predict/Learn loop (sets only grow)
         out_predict = prediction | ((live_learn | live_predict) & ~inputs)
@@ -183,14 +198,14 @@ def live_instructions_batch(arrays: ProgramArrays) -> tuple[np.ndarray, np.ndarr
     return masks  # type: ignore[return-value]
 
 
-def live_code_keys(arrays: ProgramArrays) -> np.ndarray | None:
+def live_code_keys(arrays: ProgramArrays, *, multiclass: bool = False) -> np.ndarray | None:
     """A 64-bit key (uint64, B) of each program's live code: its live
     instructions in order per component (all fields, constants as exact
     bits), with their positions for random-set ops (whose streams are keyed
     by position). Programs with equal keys compute the same thing on every
     task (bit for bit, the analysis above), whatever their dead code.
     None where `live_instructions_batch` is."""
-    masks = live_instructions_batch(arrays)
+    masks = live_instructions_batch(arrays, multiclass=multiclass)
     if masks is None:
         return None
     key = np.zeros(arrays.batch, np.uint64)

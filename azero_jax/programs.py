@@ -115,6 +115,76 @@ def damaged_neural_net_algorithm(sizes: Sizes = (0, 0, 0)) -> Algorithm:
     return nn.replace(setup=nn.setup[2:])
 
 
+# Multiclass tasks (`azero_jax.multiclass`): features v0, one-hot label v1
+# during Learn, logits in v2 after Predict (Learn sees their softmax there).
+MULTICLASS_LINEAR_MEMORY = MemoryShape(3, 5, 2, 1)
+MULTICLASS_NEURAL_NET_MEMORY = MemoryShape(3, 11, 4, 1)
+
+
+def multiclass_linear_algorithm(sizes: Sizes = (0, 0, 0), learning_rate: float = DEFAULT_LEARNING_RATE) -> Algorithm:
+    """Softmax regression by SGD on the cross-entropy (not a reference
+    program): logits v2 = m0 v0 + v3; with p = softmax (written into v2 by
+    the evaluator) the gradient step is g = lr (onehot - p), v3 += g,
+    m0 += outer(g, v0). s2 lr, v4 g, m1 the outer product; needs S >= 3,
+    V >= 5, M >= 2."""
+    i = make_instruction
+    setup = [i("SCALAR_CONST_SET", out=2, d=learning_rate)]
+    predict = [
+        i("MATRIX_VECTOR_PRODUCT", in1=0, in2=0, out=2),  # v2 = dot(m0, v0)
+        i("VECTOR_SUM", in1=2, in2=3, out=2),  # v2 = v2 + v3
+    ]
+    learn = [
+        i("VECTOR_DIFF", in1=1, in2=2, out=4),  # v4 = v1 - v2 (onehot - softmax)
+        i("SCALAR_VECTOR_PRODUCT", in1=2, in2=4, out=4),  # v4 = s2 * v4
+        i("VECTOR_SUM", in1=3, in2=4, out=3),  # v3 = v3 + v4
+        i("VECTOR_OUTER_PRODUCT", in1=4, in2=0, out=1),  # m1 = outer(v4, v0)
+        i("MATRIX_SUM", in1=0, in2=1, out=0),  # m0 = m0 + m1
+    ]
+    return _algorithm(sizes, setup, predict, learn)
+
+
+def multiclass_neural_net_algorithm(sizes: Sizes = (0, 0, 0), learning_rate: float = DEFAULT_LEARNING_RATE,
+                                    first_init_scale: float = DEFAULT_INIT_SCALE,
+                                    second_init_scale: float = DEFAULT_INIT_SCALE) -> Algorithm:
+    """A 2-layer ReLU net with F hidden units and biases, softmax output,
+    trained by SGD on the cross-entropy (not a reference program); needs
+    S >= 3, V >= 11, M >= 4.
+
+    Addresses: s2 lr; v3 pre-ReLU, v4 hidden bias, v5 post-ReLU, v6 zeros
+    (never written), v7 output bias, v8 output delta, v9 hidden delta, v10
+    ReLU mask; m0 first-layer weights, m1 second-layer weights, m2 m1's
+    transpose, m3 outer products. The hidden delta uses m1 before its update.
+    """
+    i = make_instruction
+    setup = [
+        i("MATRIX_GAUSSIAN_SET", out=0, f0=0.0, f1=first_init_scale),  # m0 ~ N(0, scale)
+        i("MATRIX_GAUSSIAN_SET", out=1, f0=0.0, f1=second_init_scale),  # m1 ~ N(0, scale)
+        i("SCALAR_CONST_SET", out=2, d=learning_rate),  # s2 = lr
+    ]
+    predict = [
+        i("MATRIX_VECTOR_PRODUCT", in1=0, in2=0, out=3),  # v3 = dot(m0, v0)
+        i("VECTOR_SUM", in1=3, in2=4, out=3),  # v3 = v3 + v4
+        i("VECTOR_MAX", in1=3, in2=6, out=5),  # v5 = maximum(v3, v6) (ReLU)
+        i("MATRIX_VECTOR_PRODUCT", in1=1, in2=5, out=2),  # v2 = dot(m1, v5)
+        i("VECTOR_SUM", in1=2, in2=7, out=2),  # v2 = v2 + v7
+    ]
+    learn = [
+        i("VECTOR_DIFF", in1=1, in2=2, out=8),  # v8 = v1 - v2 (onehot - softmax)
+        i("SCALAR_VECTOR_PRODUCT", in1=2, in2=8, out=8),  # v8 = s2 * v8
+        i("VECTOR_SUM", in1=7, in2=8, out=7),  # v7 = v7 + v8
+        i("MATRIX_TRANSPOSE", in1=1, out=2),  # m2 = transpose(m1)
+        i("MATRIX_VECTOR_PRODUCT", in1=2, in2=8, out=9),  # v9 = dot(m2, v8)
+        i("VECTOR_HEAVYSIDE", in1=3, out=10),  # v10 = heaviside(v3)
+        i("VECTOR_PRODUCT", in1=10, in2=9, out=9),  # v9 = v10 * v9
+        i("VECTOR_SUM", in1=4, in2=9, out=4),  # v4 = v4 + v9
+        i("VECTOR_OUTER_PRODUCT", in1=9, in2=0, out=3),  # m3 = outer(v9, v0)
+        i("MATRIX_SUM", in1=0, in2=3, out=0),  # m0 = m0 + m3
+        i("VECTOR_OUTER_PRODUCT", in1=8, in2=5, out=3),  # m3 = outer(v8, v5)
+        i("MATRIX_SUM", in1=1, in2=3, out=1),  # m1 = m1 + m3
+    ]
+    return _algorithm(sizes, setup, predict, learn)
+
+
 def random_algorithm(rng: np.random.Generator, memory: MemoryShape, ops: Mapping[str, Sequence[int]] | Sequence[int],
                      sizes: Sizes) -> Algorithm:
     """RANDOM_ALGORITHM: components of the init sizes filled with random
@@ -136,6 +206,15 @@ HAND_WRITTEN: dict[str, Callable[..., Algorithm]] = {
     "linear": linear_algorithm,
     "neural_net": neural_net_algorithm,
     "damaged_neural_net": damaged_neural_net_algorithm,
+}
+
+# The multiclass counterparts (features v0, label v1, logits v2), by the
+# name of the binary program they extend; kept apart from HAND_WRITTEN (the
+# reference's programs, which configs name as initial populations and
+# train-budget baselines).
+MULTICLASS_HAND_WRITTEN: dict[str, Callable[..., Algorithm]] = {
+    "linear": multiclass_linear_algorithm,
+    "neural_net": multiclass_neural_net_algorithm,
 }
 
 # Reference enum names -> HAND_WRITTEN keys.

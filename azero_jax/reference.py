@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from azero_jax import fitness as fitness_lib
+from azero_jax import multiclass as mc
 from azero_jax import ops as ops_lib
 from azero_jax import rng as rng_lib
 from azero_jax.program import Algorithm, Instruction, MemoryShape
@@ -51,7 +52,9 @@ class TaskResult:
     """What one (program, task) evaluation produced.
 
     `valid_predictions` holds raw s1 after Predict on each validation example
-    (no sigmoid); it covers every example even past a validation early stop,
+    (no sigmoid), on multiclass tasks the predicted class (argmax of the
+    logits in v2; NaN where the softmax is undefined); it covers every
+    example even past a validation early stop,
     since Predict-only steps cannot change the outcome. `train_errors` and
     `valid_errors` are the per-example errors FEC hashes (spec §9).
     """
@@ -135,12 +138,20 @@ def evaluate_task(
     validate with Predict only. Fitness is the max over epochs; divergence in
     the first epoch gives 0. `num_train_examples` (all epochs together, e.g.
     from the train budget) defaults to the task's train size x epochs.
+
+    Multiclass tasks (`azero_jax.multiclass`): v1 = 0 before Predict, v2 =
+    padded softmax of its first C logits after it (error 1 - p_true), v1 =
+    one-hot label before Learn; validation scores the argmax of v2's logits.
     """
     with np.errstate(all="ignore"):
         return _evaluate_task(algorithm, task, memory, seed, max_abs_error, num_train_examples, num_valid_examples)
 
 
 def _evaluate_task(algorithm, task, memory, seed, max_abs_error, num_train_examples, num_valid_examples):
+    multiclass = task.eval_type == fitness_lib.MULTICLASS
+    if multiclass and memory.vectors < mc.MIN_VECTORS:
+        raise ValueError(f"multiclass tasks need at least {mc.MIN_VECTORS} vector addresses (v0 features, v1 label, "
+                         f"v2 prediction), got memory with {memory.vectors}")
     executor = _Executor(algorithm, task, memory, seed)
     mem = executor.memory
     classification = task.eval_type == fitness_lib.ACCURACY
@@ -161,17 +172,28 @@ def _evaluate_task(algorithm, task, memory, seed, max_abs_error, num_train_examp
             x, y = task.x_train[example], task.y_train[example]
             result.train_steps += 1  # counted before Predict, like the reference
             mem.vector[ops_lib.FEATURES_ADDRESS] = x
-            mem.scalar[ops_lib.LABEL_ADDRESS] = 0.0
+            if multiclass:
+                mem.vector[mc.LABEL_VECTOR_ADDRESS] = 0.0
+            else:
+                mem.scalar[ops_lib.LABEL_ADDRESS] = 0.0
             executor.run("predict", rng_lib.PHASE_TRAIN, step)
-            prediction = fitness_lib.train_prediction(np, mem.scalar[ops_lib.PREDICTION_ADDRESS], classification)
-            mem.scalar[ops_lib.PREDICTION_ADDRESS] = prediction  # Learn sees the sigmoid
-            error, stop = fitness_lib.train_error(np, y, prediction, max_abs_error)
+            if multiclass:
+                probs, error, stop = mc.train_rule(np, y, mem.vector[mc.PREDICTION_VECTOR_ADDRESS],
+                                                   task.num_classes, max_abs_error)
+                mem.vector[mc.PREDICTION_VECTOR_ADDRESS] = probs  # Learn sees the softmax
+            else:
+                prediction = fitness_lib.train_prediction(np, mem.scalar[ops_lib.PREDICTION_ADDRESS], classification)
+                mem.scalar[ops_lib.PREDICTION_ADDRESS] = prediction  # Learn sees the sigmoid
+                error, stop = fitness_lib.train_error(np, y, prediction, max_abs_error)
             result.train_errors.append(float(error))
             if stop:
                 result.stopped_early = True
                 break
             mem.vector[ops_lib.FEATURES_ADDRESS] = x
-            mem.scalar[ops_lib.LABEL_ADDRESS] = y
+            if multiclass:
+                mem.vector[mc.LABEL_VECTOR_ADDRESS] = mc.one_hot(np, y, task.features, np.float64)
+            else:
+                mem.scalar[ops_lib.LABEL_ADDRESS] = y
             executor.run("learn", rng_lib.PHASE_TRAIN, step)
         if result.stopped_early:
             if epoch == 0:
@@ -187,27 +209,36 @@ def _validate(executor: _Executor, task: Task, num_valid: int, epoch: int, max_a
     """Predict-only pass over the first `num_valid` validation examples."""
     mem = executor.memory
     classification = task.eval_type == fitness_lib.ACCURACY
+    multiclass = task.eval_type == fitness_lib.MULTICLASS
     predictions = np.empty(num_valid)
     errors = []
     loss = 0.0
     stop_index = -1
     for i in range(num_valid):
         mem.vector[ops_lib.FEATURES_ADDRESS] = task.x_valid[i]
-        mem.scalar[ops_lib.LABEL_ADDRESS] = 0.0
+        if multiclass:
+            mem.vector[mc.LABEL_VECTOR_ADDRESS] = 0.0
+        else:
+            mem.scalar[ops_lib.LABEL_ADDRESS] = 0.0
         executor.run("predict", rng_lib.PHASE_VALID, epoch * task.num_valid + i)
-        prediction = float(mem.scalar[ops_lib.PREDICTION_ADDRESS])
+        if multiclass:
+            prediction, error, stop = mc.valid_rule(np, task.y_valid[i], mem.vector[mc.PREDICTION_VECTOR_ADDRESS],
+                                                    task.num_classes, max_abs_error)
+        else:
+            prediction = float(mem.scalar[ops_lib.PREDICTION_ADDRESS])
         predictions[i] = prediction
         if stop_index >= 0:
             continue  # keep reporting predictions; the fitness is already 0
-        error, stop = fitness_lib.valid_error(np, task.y_valid[i], prediction, classification, max_abs_error)
-        loss += fitness_lib.loss_term(np, error, classification)
+        if not multiclass:
+            error, stop = fitness_lib.valid_error(np, task.y_valid[i], prediction, classification, max_abs_error)
+        loss += fitness_lib.loss_term(np, error, classification or multiclass)
         errors.append(error)
         if stop:
             stop_index = i
     result.valid_predictions = predictions
     result.valid_errors = errors
     result.valid_stop_index = stop_index
-    return fitness_lib.fitness_from_loss(np, loss, num_valid, classification, ok=stop_index < 0)
+    return fitness_lib.fitness_from_loss(np, loss, num_valid, classification or multiclass, ok=stop_index < 0)
 
 
 def evaluate(

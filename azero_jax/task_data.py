@@ -6,7 +6,8 @@ a crash inside an interpreter.
     non-numeric data is an error, not silently truncated), x of shape (n, F)
     with 1 <= F <= MAX_FEATURES and y of shape (n,), at least one example per
     split, the same F in both splits, labels 0/1 only in an accuracy task's
-    valid split;
+    splits; a multiclass task: 2 <= C <= F classes and integer labels
+    0..C-1 in both splits (`check_num_classes`);
   * an explicit task's .npz file (`load_npz_arrays`): readable, the keys
     NPZ_KEYS, one task or stacked tasks of matching shapes;
   * finite values (`nonfinite`, `check_finite`): the interpreter follows the
@@ -40,9 +41,42 @@ def real_array(value, name: str) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
-def check_arrays(x_train, y_train, x_valid, y_valid, eval_type: str) -> dict[str, np.ndarray]:
+def infer_num_classes(*labels) -> int:
+    """C for multiclass labels given without it: 1 + the largest finite label
+    over all given arrays (at least 2); wrong labels are reported by the
+    checks that follow."""
+    values = [np.asarray(y, dtype=np.float64).ravel() for y in labels]
+    finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.zeros(0)
+    top = float(finite.max()) if finite.size else 0.0
+    return max(2, int(min(top, 2**31 - 2)) + 1) if top >= 0 else 2
+
+
+def check_num_classes(num_classes, features: int) -> int:
+    """C of a multiclass task: an integer with 2 <= C <= F (the one-hot label
+    in v1 and the logits in v2 are F-vectors)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise ValueError(f"num_classes of a multiclass task must be an integer >= 2, got {num_classes!r}")
+    if num_classes > features:
+        raise ValueError(f"a multiclass task's num_classes ({num_classes}) exceeds its feature size F={features}: "
+                         "the one-hot label (v1) and the logits (v2) are F-vectors, so C <= F; project to more "
+                         "features or use fewer classes")
+    return int(num_classes)
+
+
+def _check_class_labels(y: np.ndarray, name: str, num_classes: int) -> None:
+    wrong = ~((y >= 0) & (y <= num_classes - 1) & (y == np.floor(y)))
+    if wrong.any():
+        raise ValueError(f"{name} of a multiclass task must hold integer class labels 0..{num_classes - 1} "
+                         f"(num_classes={num_classes}); {int(wrong.sum())} label(s) are not "
+                         f"(e.g. {float(y[wrong][0])!r}): remap the classes or set num_classes")
+
+
+def check_arrays(x_train, y_train, x_valid, y_valid, eval_type: str, num_classes: int = 0) -> dict[str, np.ndarray]:
     """The four arrays of a task as float64, checked (see the module
-    docstring); `eval_type` is already canonical."""
+    docstring); `eval_type` is already canonical; `num_classes` is a
+    multiclass task's C (checked here against F)."""
+    if eval_type == fitness_lib.MULTICLASS:
+        check_num_classes(num_classes, MAX_FEATURES)
     given = {"x_train": x_train, "y_train": y_train, "x_valid": x_valid, "y_valid": y_valid}
     arrays: dict[str, np.ndarray] = {}
     for split in ("train", "valid"):
@@ -63,6 +97,8 @@ def check_arrays(x_train, y_train, x_valid, y_valid, eval_type: str) -> dict[str
                                  "measured against them); "
                                  f"{int(wrong.sum())} label(s) are not (e.g. {float(y[wrong][0])!r}): map the classes "
                                  "to 0/1 or use eval_type rms")
+        if eval_type == fitness_lib.MULTICLASS:
+            _check_class_labels(y, f"y_{split}", num_classes)
         arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
     x_train, x_valid = arrays["x_train"], arrays["x_valid"]
     if not 1 <= x_train.shape[1] <= MAX_FEATURES:
@@ -72,6 +108,10 @@ def check_arrays(x_train, y_train, x_valid, y_valid, eval_type: str) -> dict[str
         raise ValueError(
             f"x_train has {x_train.shape[1]} features but x_valid has {x_valid.shape[1]}"
         )
+    if eval_type == fitness_lib.MULTICLASS:
+        check_num_classes(num_classes, x_train.shape[1])
+    elif num_classes:
+        raise ValueError(f"num_classes is only used by multiclass tasks, not {eval_type} ones (got {num_classes})")
     return arrays
 
 

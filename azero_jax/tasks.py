@@ -24,6 +24,9 @@ class Task:
     Arrays are float64: x of shape (n, F), y of shape (n,). `data_seed` keys
     the epoch shuffling (epochs after the first) and `index` is the task's
     position in its collection (it keys the random-op stream and FEC hashes).
+    `num_classes` is C of a multiclass task (labels 0..C-1, 2 <= C <= F; 0 =
+    inferred as 1 + the largest label; see `azero_jax.multiclass`) and 0 for
+    the other eval types.
     """
 
     x_train: np.ndarray
@@ -36,10 +39,17 @@ class Task:
     param_seed: int = 0
     index: int = 0
     name: str = ""
+    num_classes: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "eval_type", fitness_lib.parse_eval_type(self.eval_type))
-        arrays = task_data.check_arrays(self.x_train, self.y_train, self.x_valid, self.y_valid, self.eval_type)
+        if self.eval_type == fitness_lib.MULTICLASS and (self.num_classes is None or self.num_classes == 0):
+            object.__setattr__(self, "num_classes", task_data.infer_num_classes(self.y_train, self.y_valid))
+        elif self.num_classes is None:
+            object.__setattr__(self, "num_classes", 0)
+        arrays = task_data.check_arrays(self.x_train, self.y_train, self.x_valid, self.y_valid, self.eval_type,
+                                        self.num_classes)
+        object.__setattr__(self, "num_classes", int(self.num_classes))
         for name, array in arrays.items():
             object.__setattr__(self, name, array)
         if self.num_train_epochs < 1:
@@ -147,6 +157,8 @@ class TaskSpec:
     takes the first rows (the file must have at least that many; `features`
     must match). An explicit .npz holds x_train (n, F), y_train (n,), x_valid,
     y_valid for one task, or stacked arrays (T, n, F) / (T, n) for T tasks.
+    `num_classes`: C of multiclass explicit tasks (None: 1 + the largest label
+    in the file, the same C for all its tasks).
     """
 
     kind: str = LINEAR
@@ -159,6 +171,7 @@ class TaskSpec:
     param_seeds: tuple[int, ...] = ()
     eval_type: str = fitness_lib.RMS_ERROR
     path: str | None = None
+    num_classes: int | None = None
 
     def __post_init__(self):
         kind = parse_task_kind(self.kind)
@@ -184,6 +197,11 @@ class TaskSpec:
             object.__setattr__(self, name, seeds)
         if kind in (LINEAR, NN_2LAYER) and self.eval_type != fitness_lib.RMS_ERROR:
             raise ValueError(f"{kind} tasks are regression tasks: eval_type must be rms, got {self.eval_type!r}")
+        if self.num_classes is not None:
+            if self.eval_type != fitness_lib.MULTICLASS:
+                raise ValueError(f"TaskSpec.num_classes is only used by multiclass tasks, not {self.eval_type}")
+            object.__setattr__(self, "num_classes", task_data.check_num_classes(
+                self.num_classes, self.features if self.features is not None else MAX_FEATURES))
         if kind == NN_2LAYER and self.features < 3:
             raise ValueError(
                 f"{kind} tasks need features >= 3 (the teacher zeroes hidden units 0 and 2), got {self.features}"
@@ -292,6 +310,9 @@ def _explicit_tasks(spec: TaskSpec, start_index: int) -> list[Task]:
             f"fewer than the requested {num_train} / {num_valid}"
         )
     stem = os.path.splitext(os.path.basename(spec.path))[0]
+    num_classes = 0
+    if spec.eval_type == fitness_lib.MULTICLASS:  # one C for the whole file (tasks are batched together)
+        num_classes = spec.num_classes or task_data.infer_num_classes(arrays["y_train"], arrays["y_valid"])
     tasks = []
     for i, (data_seed, param_seed) in enumerate(task_seeds(spec)):
         index = start_index + i
@@ -300,7 +321,7 @@ def _explicit_tasks(spec: TaskSpec, start_index: int) -> list[Task]:
                 x_train=arrays["x_train"][i, :num_train], y_train=arrays["y_train"][i, :num_train],
                 x_valid=arrays["x_valid"][i, :num_valid], y_valid=arrays["y_valid"][i, :num_valid],
                 eval_type=spec.eval_type, num_train_epochs=spec.num_train_epochs, data_seed=data_seed,
-                param_seed=param_seed, index=index, name=f"{stem}[{index}]",
+                param_seed=param_seed, index=index, name=f"{stem}[{index}]", num_classes=num_classes,
             ))
         except ValueError as e:
             which = f" task {i}" if available > 1 else ""

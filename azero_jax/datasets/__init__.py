@@ -7,7 +7,9 @@ This package re-exports the public names of its modules:
 * `pairs`: class pairs, task choice, the stratified split and the
   projection of one pair into a binary task;
 * `cache`: the checksummed `.npz` cache of projected tasks and the stacked
-  task collections built from it.
+  task collections built from it;
+* `multiclass`: projected C-class (10-class) tasks with the same pipeline
+  (the paper's §4.3 "multiple classes").
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ from azero_jax.datasets.images import (
     load_idx_dataset,
     read_idx,
 )
+from azero_jax.datasets.multiclass import (
+    ALL_CLASSES,
+    capped_multiclass_sizes,
+    class_examples,
+    multiclass_tasks,
+    project_multiclass,
+    projection_seeds,
+    to_multiclass_task,
+)
 from azero_jax.datasets.pairs import (
     DEFAULT_FEATURES,
     DEFAULT_NUM_TEST,
@@ -75,6 +86,7 @@ from azero_jax.datasets.pairs import (
 )
 
 __all__ = [
+    "ALL_CLASSES",
     "BUILTIN_DATASET",
     "CACHE_VERSION",
     "CIFAR10",
@@ -112,8 +124,10 @@ __all__ = [
     "all_pairs",
     "build_collection",
     "builtin_data_path",
+    "capped_multiclass_sizes",
     "capped_sizes",
     "choose_tasks",
+    "class_examples",
     "default_cache_dir",
     "default_data_seeds",
     "held_out_pairs",
@@ -122,12 +136,16 @@ __all__ = [
     "load_dataset",
     "load_digits",
     "load_idx_dataset",
+    "multiclass_tasks",
     "pair_examples",
+    "project_multiclass",
     "project_pair",
     "projected_collections",
+    "projection_seeds",
     "read_idx",
     "save_checked_npz",
     "search_pairs",
     "stratified_split",
     "task_file_name",
+    "to_multiclass_task",
 ]

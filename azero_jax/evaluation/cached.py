@@ -74,6 +74,12 @@ class CachedEvaluator:
         self.cache = FECCache(fec_spec) if fec_spec is not None else None
         # live-code key -> (3, tasks) uint64: probe digest, probe train steps, known; see `probe_keys`.
         self.probe_memo: dict[int, np.ndarray] | None = {} if probe_memo and fec_spec is not None else None
+        # The live-code key depends on the task layout (binary/regression: s1; multiclass: v2): the memo
+        # needs one layout for all tasks.
+        layouts = {t.eval_type == fitness_lib.MULTICLASS for t in self.tasks}
+        self._multiclass = layouts == {True}
+        if len(layouts) > 1:
+            self.probe_memo = None
         self.num_probes_skipped = 0
         self.train_budget = train_budget
         self.hurdle_tasks = int(hurdle_tasks)
@@ -154,7 +160,7 @@ class CachedEvaluator:
         todo = np.arange(len(jobs))
         memo = None
         if self.probe_memo is not None and isinstance(programs, ProgramArrays):
-            live = liveness.live_code_keys(programs)
+            live = liveness.live_code_keys(programs, multiclass=self._multiclass)
             if live is not None:
                 # One memo entry per live code: per task (columns) the digest, train steps, known.
                 keys, row = np.unique(live[jobs.program], return_inverse=True)

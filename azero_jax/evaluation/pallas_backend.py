@@ -67,6 +67,8 @@ class PallasBackend(XlaBackend):
                  op_subsets: dict[str, Sequence[int]] | None = None, chunk: int = DEFAULT_CHUNK,
                  task_groups: Sequence[int] | None = None, interpret: bool | None = None,
                  max_task_block: int | None = None):
+        if any(t.eval_type == fitness_lib.MULTICLASS for t in tasks):
+            raise ValueError("the pallas backend does not run multiclass tasks (yet); use --backend=xla")
         super().__init__(tasks, memory, max_abs_error=max_abs_error, dtype=dtype, op_subsets=op_subsets,
                          chunk=chunk, task_groups=task_groups)
         self.interpret = pallas_eval.default_interpret() if interpret is None else bool(interpret)

@@ -1,7 +1,7 @@
 """The `xla` backend: the batched JAX interpreter (`azero_jax.jax_eval`).
 
 One call evaluates all its jobs in (at most) one `dispatch_batch` per task
-group: tasks sharing (F, num_train, num_valid) and, with per-island task
+group: tasks sharing (F, num_train, num_valid, multiclass C or 0) and, with per-island task
 collections, the island group (a group's programs never run on the other
 groups' tasks). Lanes nobody asked for run on 0 train examples and are
 dropped.
@@ -10,7 +10,8 @@ FEC probe: each program of the group on the first `num_train` train and
 `num_valid` valid examples of every task, with the probe seed. Per-example
 train errors come from the interpreter's details; valid errors are
 recomputed on the host from the raw predictions with the shared rule
-(`fitness.example_errors`, as `reference._validate` records them).
+(`fitness.example_errors`, as `reference._validate` records them; on
+multiclass tasks from the predicted classes, `multiclass.class_error`).
 
 dtype: float64 errors are bit-identical to the reference's, so both backends
 hash alike. float32 errors hash differently (other bits): FEC hits, and so
@@ -41,6 +42,7 @@ import numpy as np
 
 from azero_jax import fitness as fitness_lib
 from azero_jax import jax_eval
+from azero_jax import multiclass as mc
 from azero_jax import ops as ops_lib
 from azero_jax.evaluation.base import FullResults, Jobs, ProbeErrors
 from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
@@ -84,6 +86,7 @@ class _Group:
         self.arrays = jax_eval.TaskArrays(self.members)
         self.y_valid = np.stack([t.y_valid for t in self.members])  # (T, NV)
         self.classification = np.array([t.eval_type == fitness_lib.ACCURACY for t in self.members])
+        self.num_classes = self.arrays.num_classes  # > 0: a multiclass group
         self._probe_arrays: dict[tuple[int, int], jax_eval.TaskArrays] = {}
 
     def probe_arrays(self, num_train: int, num_valid: int) -> jax_eval.TaskArrays:
@@ -97,7 +100,7 @@ class _Group:
             self._probe_arrays[key] = jax_eval.TaskArrays([
                 Task(t.x_train[:num_train], t.y_train[:num_train], t.x_valid[:num_valid], t.y_valid[:num_valid],
                      eval_type=t.eval_type, num_train_epochs=1, data_seed=t.data_seed, param_seed=t.param_seed,
-                     index=t.index, name=t.name)
+                     index=t.index, name=t.name, num_classes=t.num_classes)
                 for t in self.members])
         return self._probe_arrays[key]
 
@@ -142,10 +145,11 @@ class XlaBackend:
         self.op_subsets = None if op_subsets is None else {c: list(op_subsets[c]) for c in COMPONENTS}
         if task_groups is not None and len(task_groups) != len(self.tasks):
             raise ValueError(f"task_groups needs one group id per task ({len(self.tasks)}), got {len(task_groups)}")
-        shapes: dict[tuple[int, int, int, int], list[int]] = {}
+        shapes: dict[tuple[int, int, int, int, int], list[int]] = {}
         for i, t in enumerate(self.tasks):
             group = 0 if task_groups is None else int(task_groups[i])
-            shapes.setdefault((t.features, t.num_train, t.num_valid, group), []).append(i)
+            classes = t.num_classes if t.eval_type == fitness_lib.MULTICLASS else 0  # multiclass tasks apart
+            shapes.setdefault((t.features, t.num_train, t.num_valid, group, classes), []).append(i)
         self.groups = [_Group(idx, self.tasks, len(self.tasks)) for idx in shapes.values()]
         # Wall seconds inside the interpreter calls (packing, dispatch, waiting for results): the
         # search's time profile subtracts them to get its host time per child.
@@ -227,8 +231,12 @@ class XlaBackend:
         pred = d.valid_predictions[rows, cols, last_epoch, :nv].astype(np.float64)  # (J, NV)
         label = group.y_valid[cols, :nv]
         with np.errstate(all="ignore"):  # the shared rule; False: no classification task, no sigmoid
-            classification = group.classification[cols][:, None] if group.classification.any() else False
-            err, stop = fitness_lib.valid_error(np, label, pred, classification, self.max_abs_error)
+            if group.num_classes:  # predictions are the predicted classes (NaN: undefined softmax)
+                err = mc.class_error(np, label, pred)
+                stop = fitness_lib.early_stop(np, err, self.max_abs_error)
+            else:
+                classification = group.classification[cols][:, None] if group.classification.any() else False
+                err, stop = fitness_lib.valid_error(np, label, pred, classification, self.max_abs_error)
         valid_len = np.where(stop.any(axis=1), np.argmax(stop, axis=1) + 1, nv)
         valid_len = np.where(any_valid, valid_len, 0)
         both = np.concatenate([train, err], axis=1)

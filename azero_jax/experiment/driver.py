@@ -60,7 +60,8 @@ from azero_jax.search.array_mutator import ArrayMutator
 CALIBRATION_PROGRAMS = 128
 MIN_CHECKPOINT_SECONDS = 5.0  # the shortest periodic-checkpoint interval
 CHECKPOINT_FRACTION = 0.1  # ... else this fraction of the elapsed time, up to checkpoint_every_seconds
-OUTPUT_FILES = ("checkpoint.json", "progress.csv", "results.json", "best_program.json", "best_program.txt")
+OUTPUT_FILES = ("checkpoint.json", "progress.csv", "results.json", "best_program.json", "best_program.txt",
+                "select_checks.csv", "fitness.png")
 
 
 def _resolve_seed(seed: int) -> int:
@@ -79,6 +80,7 @@ class _Run:
         self.step_hook = step_hook
         self.ckpt_path = config.checkpoint_path or os.path.join(output_dir, "checkpoint.json")
         self.csv_path = os.path.join(output_dir, "progress.csv")
+        self.checks_path = os.path.join(output_dir, "select_checks.csv")  # a plot annotation (report.py)
         self.digest = config.search_hash()
         self.session_start = time.monotonic()
         self.elapsed_before = 0.0
@@ -166,7 +168,14 @@ class _Run:
             if fit > target and fit > self.select_checked:
                 self.select_checked = fit
                 sufficient = self.config.sufficient_fitness
-                if sufficient is None or self.select_fitness(program, plan) > sufficient:
+                if sufficient is None:
+                    self.stop_search = True
+                    return True
+                select = self.select_fitness(program, plan)
+                report.log_select_check(self.checks_path, experiment=self.experiment_index + 1,
+                                        indivs=state.num_individuals, search_fitness=fit, select_fitness=select,
+                                        kind="early")
+                if select > sufficient:
                     self.stop_search = True
                     return True
         return evaluator.counters().train_steps >= self.config.max_train_steps or self.out_of_time()
@@ -250,6 +259,9 @@ class _Run:
             self.profile["calibration_train_steps"] += steps
             self.profile["calibration_seconds"] += seconds
         select_fitness = self.select_fitness(program, plan)
+        report.log_select_check(self.checks_path, experiment=self.experiment_index + 1,
+                                indivs=state.num_individuals, search_fitness=search_fitness,
+                                select_fitness=select_fitness, kind="end")
         self.select_checked, self.stop_search, self._select_tasks = -math.inf, False, None
         kept = self.best is None or select_fitness >= self.best["select_fitness"]
         counters = {k: getattr(evaluator.counters(), k) for k in COUNTER_KEYS}
@@ -284,8 +296,9 @@ def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool =
                     step_hook: Callable[[int, int], None] | None = None,
                     elapsed_offset: float = 0.0) -> ExperimentResult:
     """Runs search experiments until done (see the module docstring) and
-    writes progress.csv, checkpoint.json, best_program.json/.txt and
-    results.json into `output_dir`.
+    writes progress.csv, select_checks.csv, checkpoint.json,
+    best_program.json/.txt, results.json and fitness.png (when matplotlib is
+    installed) into `output_dir`.
 
     resume: continue from the checkpoint (same search config required); a
       finished run (same config) returns its results.json's result without
@@ -306,6 +319,7 @@ def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool =
     run = _Run(config, output_dir, log, step_hook)
     if resume:
         run.restore()
+        report.reset_checks(run.checks_path, run.experiment_index)
         if run.finished():
             finished = resume_lib.finished_result(run, config, output_dir)
             if finished is not None:
@@ -328,6 +342,7 @@ def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool =
         run.random_seed = _resolve_seed(config.random_seed)
         run.main_rng = np.random.default_rng(run.random_seed)
         report.reset_csv(run.csv_path, run.progress_rows)
+        report.reset_checks(run.checks_path, 0)
         run.log(f"random_seed={run.random_seed}")
         run.save()  # so a run killed before its first periodic checkpoint can resume too
     while not run.finished():

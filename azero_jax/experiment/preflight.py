@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from azero_jax import fitness as fitness_lib
+from azero_jax import multiclass
 from azero_jax import tasks as tasks_lib
 from azero_jax.evaluation.base import check_search_task_size
 from azero_jax.experiment.config import ConfigError, ExperimentConfig
@@ -26,6 +28,12 @@ def check_runnable(config: ExperimentConfig) -> None:
         sizes = []  # (name, train examples over all epochs, valid examples) per task
         for i, spec in enumerate(config.task_specs(which)):
             where = f"{which}_tasks[{i}]"
+            if spec.eval_type == fitness_lib.MULTICLASS and config.memory[1] < multiclass.MIN_VECTORS:
+                raise ConfigError(f"{where}: multiclass tasks need memory with at least {multiclass.MIN_VECTORS} "
+                                  f"vector addresses (v0 features, v1 label, v2 prediction), got {config.memory[1]}")
+            if spec.eval_type == fitness_lib.MULTICLASS and config.backend == "pallas":
+                raise ConfigError(f"{where}: the pallas backend does not run multiclass tasks (yet); use "
+                                  "--backend=xla (or auto)")
             if spec.kind == tasks_lib.EXPLICIT:
                 if not os.path.exists(spec.path):
                     raise ConfigError(f"{which} task data file {spec.path!r} does not exist"

@@ -16,6 +16,29 @@ from azero_jax.search import mutator as mutator_lib
 _DEMO_OPS = [ops_lib.OPS[i].name for i in ops_lib.DEMO_OPS]
 _DEMO_TYPES = list(mutator_lib.DEMO_MUTATION_TYPES)
 
+# run_baseline.sh (spec §17). Its tasks are projected binary CIFAR-10
+# (F 16, 8000 train, 1000 valid, accuracy) in the .npz files below;
+# experiments/cifar_binary.py builds such collections and points this
+# config at them.
+_BASELINE: dict[str, Any] = dict(
+    search_tasks=[{"kind": "explicit", "path": "binary_cifar10_data/search.npz", "features": 16,
+                   "num_train": 8000, "num_valid": 1000, "num_tasks": 10, "eval_type": "accuracy"}],
+    select_tasks=[{"kind": "explicit", "path": "binary_cifar10_data/search.npz", "features": 16,
+                   "num_train": 8000, "num_valid": 1000, "num_tasks": 10, "eval_type": "accuracy"}],
+    final_tasks=[{"kind": "explicit", "path": "binary_cifar10_data/final.npz", "features": 16,
+                  "num_train": 8000, "num_valid": 1000, "num_tasks": 100, "eval_type": "accuracy"}],
+    setup_ops=[ops_lib.OPS[i].name for i in ops_lib.BASELINE_SETUP_OPS],
+    predict_ops=[ops_lib.OPS[i].name for i in ops_lib.BASELINE_PREDICT_OPS],
+    learn_ops=[ops_lib.OPS[i].name for i in ops_lib.BASELINE_LEARN_OPS],
+    setup_size_init=1, predict_size_init=1, learn_size_init=1,
+    mutate_setup_size_min=1, mutate_setup_size_max=7, mutate_predict_size_min=1, mutate_predict_size_max=11,
+    mutate_learn_size_min=1, mutate_learn_size_max=23,
+    train_budget={"baseline": "neural_net", "factor": 2.0}, population_size=100, tournament_size=10,
+    initial_population="noop", max_train_steps=100_000_000_000,
+    allowed_mutation_types=["ALTER_PARAM", "RANDOMIZE_COMPONENT_FUNCTION", "INSERT_INSTRUCTION",
+                            "REMOVE_INSTRUCTION"],
+    mutate_prob=0.9, progress_every=10000, memory=[5, 9, 2], max_experiments=1, random_seed=1000060)
+
 PRESETS: dict[str, dict[str, Any]] = {
     # run_demo.sh (spec §16); time-seeded like the reference script. Runs on
     # the batched JAX backend (float64: same values as the reference
@@ -31,28 +54,34 @@ PRESETS: dict[str, dict[str, Any]] = {
         initial_population="random", max_train_steps=200_000_000, allowed_mutation_types=_DEMO_TYPES,
         mutate_prob=0.9, progress_every=10000, memory=[4, 3, 1], max_experiments=0, randomize_task_seeds=True,
         sufficient_fitness=0.9999, random_seed=0, backend="xla", dtype="float64", children_per_step=250),
-    # run_baseline.sh (spec §17). Its tasks are projected binary CIFAR-10
-    # (F 16, 8000 train, 1000 valid, accuracy) in the .npz files below;
-    # experiments/cifar_binary.py builds such collections and points this
-    # config at them.
-    "baseline": dict(
+    "baseline": _BASELINE,
+    # The paper's full method at its scale on one device (issue 17): the
+    # paper ran 10,000 workers of population 100 each, half of them on binary
+    # CIFAR-10 tasks and half on binary MNIST tasks, exchanging programs by
+    # migration. Here every worker is an island of one process: 2,000 islands
+    # of population 100 (one child per island and step, so each step's 2,000
+    # children go to the evaluator in ONE batched call), islands 0-999 on the
+    # CIFAR-10 collection and 1000-1999 on the MNIST one (migrants
+    # re-evaluated on arrival), ring migration every 50 steps, hurdles on
+    # (a child is first evaluated on 2 of its island's tasks and stops there
+    # below the population's 75th percentile), FEC and the baseline's train
+    # budget, search space and memory. experiments/cifar_binary.py
+    # --preset=paper_full --mix_dataset=mnist builds both collections; on a
+    # smaller device lower --islands (the per-step batch shrinks with it).
+    "paper_full": dict(
         search_tasks=[{"kind": "explicit", "path": "binary_cifar10_data/search.npz", "features": 16,
+                       "num_train": 8000, "num_valid": 1000, "num_tasks": 10, "eval_type": "accuracy"},
+                      {"kind": "explicit", "path": "binary_mnist_data/search.npz", "features": 16,
                        "num_train": 8000, "num_valid": 1000, "num_tasks": 10, "eval_type": "accuracy"}],
         select_tasks=[{"kind": "explicit", "path": "binary_cifar10_data/search.npz", "features": 16,
+                       "num_train": 8000, "num_valid": 1000, "num_tasks": 10, "eval_type": "accuracy"},
+                      {"kind": "explicit", "path": "binary_mnist_data/search.npz", "features": 16,
                        "num_train": 8000, "num_valid": 1000, "num_tasks": 10, "eval_type": "accuracy"}],
         final_tasks=[{"kind": "explicit", "path": "binary_cifar10_data/final.npz", "features": 16,
                       "num_train": 8000, "num_valid": 1000, "num_tasks": 100, "eval_type": "accuracy"}],
-        setup_ops=[ops_lib.OPS[i].name for i in ops_lib.BASELINE_SETUP_OPS],
-        predict_ops=[ops_lib.OPS[i].name for i in ops_lib.BASELINE_PREDICT_OPS],
-        learn_ops=[ops_lib.OPS[i].name for i in ops_lib.BASELINE_LEARN_OPS],
-        setup_size_init=1, predict_size_init=1, learn_size_init=1,
-        mutate_setup_size_min=1, mutate_setup_size_max=7, mutate_predict_size_min=1, mutate_predict_size_max=11,
-        mutate_learn_size_min=1, mutate_learn_size_max=23,
-        train_budget={"baseline": "neural_net", "factor": 2.0}, population_size=100, tournament_size=10,
-        initial_population="noop", max_train_steps=100_000_000_000,
-        allowed_mutation_types=["ALTER_PARAM", "RANDOMIZE_COMPONENT_FUNCTION", "INSERT_INSTRUCTION",
-                                "REMOVE_INSTRUCTION"],
-        mutate_prob=0.9, progress_every=10000, memory=[5, 9, 2], max_experiments=1, random_seed=1000060),
+        island_task_groups=[0, 1], num_islands=2000, migration_every=50, children_per_step=1,
+        hurdle_tasks=2, hurdle_percentile=75.0, fec={"num_train_examples": 10, "num_valid_examples": 10},
+        **{k: v for k, v in _BASELINE.items() if k not in ("search_tasks", "select_tasks", "final_tasks")}),
     # run_integration_test_linear.sh (spec §18).
     "integration_linear": dict(
         search_tasks=["integration_linear_search"], select_tasks=["integration_linear_select"],
@@ -93,6 +122,9 @@ PRESET_NOTES: dict[str, str] = {
     "baseline": "reads projected binary CIFAR-10 collections (binary_cifar10_data/search.npz, final.npz); "
                 "experiments/cifar_binary.py runs this config on collections it builds itself from CIFAR-10, "
                 "MNIST, Fashion-MNIST or the built-in digits",
+    "paper_full": "reads projected binary CIFAR-10 and MNIST collections (binary_cifar10_data/, "
+                  "binary_mnist_data/); experiments/cifar_binary.py --preset=paper_full --mix_dataset=mnist builds "
+                  "them from the datasets it reads (or the built-in digits)",
 }
 
 

@@ -1,6 +1,14 @@
 """What a run reports: progress lines and progress.csv rows during the
-search, and at the end the final log lines, best_program.json/.txt and
-results.json (written atomically; its content is `ExperimentResult.to_dict`).
+search, a select_checks.csv row per select test of a search's best (early
+checks and the end-of-search check), and at the end the final log lines,
+best_program.json/.txt, results.json (written atomically; its content is
+`ExperimentResult.to_dict`) and fitness.png (analysis/plots.py; skipped with
+one note when matplotlib is missing).
+
+select_checks.csv is a plot annotation, kept out of results.json on purpose:
+early checks are not checkpointed (a failed one changes nothing), so a run
+resumed mid-search may repeat one, and results.json stays identical to an
+uninterrupted run's.
 
 The progress line itself is the evolution's one printer
 (`RegularizedEvolution.maybe_log_progress`: the reference's line plus
@@ -23,6 +31,7 @@ from azero_jax.search import evolution as evolution_lib
 
 CSV_COLUMNS = ("experiment", "indivs", "elapsed_secs", "mean", "stdev", "best_fit", "train_steps",
                "indivs_per_sec", "train_steps_per_sec", "fec_hit_rate")
+CHECK_COLUMNS = ("experiment", "indivs", "search_fitness", "select_fitness", "kind")
 
 
 @dataclasses.dataclass
@@ -96,6 +105,32 @@ def reset_csv(path: str, rows: int) -> None:
         raise fileio.with_path(e, path) from None
 
 
+def reset_checks(path: str, experiments: int) -> None:
+    """Keeps the header and the select_checks.csv rows of the first
+    `experiments` (completed) experiments, or starts the file with its
+    header (a resume redoes the current experiment's checks)."""
+    rows: list[list[str]] = []
+    try:
+        if os.path.exists(path):
+            with open(path, encoding="utf-8", newline="") as f:
+                rows = [r for r in list(csv.reader(f))[1:] if r and r[0].isdigit() and int(r[0]) <= experiments]
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows([list(CHECK_COLUMNS), *rows])
+    except OSError as e:
+        raise fileio.with_path(e, path) from None
+
+
+def log_select_check(path: str, *, experiment: int, indivs: int, search_fitness: float, select_fitness: float,
+                     kind: str) -> None:
+    """One select_checks.csv row: a select test of a search's best program
+    after `indivs` individuals of experiment `experiment`; kind "early"
+    (search_sufficient_fitness) or "end" (the end-of-search check)."""
+    try:
+        _append_row(path, [experiment, indivs, repr(float(search_fitness)), repr(float(select_fitness)), kind])
+    except OSError as e:
+        raise fileio.with_path(e, path) from None
+
+
 def log_progress(evo: evolution_lib.RegularizedEvolution, state: evolution_lib.EvolutionState,
                  evaluator: Evaluator, *, log: Callable[[str], None], csv_path: str, experiment: int,
                  elapsed_secs: float, totals: Mapping[str, int]) -> bool:
@@ -134,8 +169,23 @@ def log_final(log: Callable[[str], None], final_fitness: float, best_program: Al
 def write_outputs(output_dir: str, best_program: Algorithm, memory: MemoryShape, final_fitness: float,
                   results: dict[str, Any], *, log: Callable[[str], None]) -> None:
     """The end of a run: the final fitness and the program in the log,
-    best_program.json/.txt and results.json (`results`) in `output_dir`."""
+    best_program.json/.txt, results.json (`results`) and fitness.png in
+    `output_dir`."""
     log_final(log, final_fitness, best_program)
     serialization.save_algorithm(os.path.join(output_dir, "best_program.json"), best_program, memory)
     serialization.save_algorithm(os.path.join(output_dir, "best_program.txt"), best_program)
     fileio.atomic_write_json(os.path.join(output_dir, "results.json"), results)
+    write_plot(output_dir, log=log)
+
+
+def write_plot(output_dir: str, *, log: Callable[[str], None]) -> str | None:
+    """fitness.png from `output_dir`'s progress.csv and select_checks.csv;
+    its path, or None (one note in the log when matplotlib is missing)."""
+    from azero_jax.analysis import plots  # matplotlib itself is imported only when plotting
+
+    png = os.path.join(output_dir, "fitness.png")
+    try:
+        written = plots.plot_progress(os.path.join(output_dir, "progress.csv"), png, log=log)
+    except OSError as e:
+        raise fileio.with_path(e, png) from None
+    return None if written is None else str(written)

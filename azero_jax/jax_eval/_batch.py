@@ -18,6 +18,7 @@ from azero_jax import fitness as fitness_lib
 from azero_jax import ops as ops_lib
 from azero_jax.jax_eval.compile import CompiledBatch, compile_programs
 from azero_jax.jax_eval.interpreter import Static, build_evaluator
+from azero_jax.multiclass import MIN_VECTORS
 from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
 from azero_jax.program_arrays import ProgramArrays
 from azero_jax.tasks import Task
@@ -69,7 +70,13 @@ class TaskArrays:
                     "tasks of one batch must share F and train/valid sizes; got "
                     f"(F={t.features}, train={t.num_train}, valid={t.num_valid}) vs (F={first.features}, "
                     f"train={first.num_train}, valid={first.num_valid}); group tasks by shape")
+        kinds = {(t.eval_type == fitness_lib.MULTICLASS, t.num_classes) for t in tasks}
+        if len(kinds) > 1:
+            raise ValueError("tasks of one batch must all be multiclass tasks with the same num_classes, or all "
+                             f"not multiclass; got (multiclass, num_classes) {sorted(kinds)}; group tasks by eval type")
         self.tasks = tuple(tasks)
+        # C of multiclass tasks (the interpreter's vector-output layout, `azero_jax.multiclass`), else 0.
+        self.num_classes = first.num_classes if first.eval_type == fitness_lib.MULTICLASS else 0
         self.features = first.features
         self.num_train = first.num_train
         self.num_valid = first.num_valid
@@ -88,7 +95,8 @@ class TaskArrays:
         self.x_valid = np.stack([t.x_valid for t in tasks], axis=1)
         self.y_valid = np.stack([t.y_valid for t in tasks], axis=-1)
         self.task_index = np.array([t.index & 0xFFFFFFFF for t in tasks], dtype=np.uint32)
-        self.classification = np.array([t.eval_type == fitness_lib.ACCURACY for t in tasks])
+        self.classification = np.array([t.eval_type == fitness_lib.ACCURACY for t in tasks])  # sigmoid on s1
+        self.scored_by_accuracy = np.array([fitness_lib.scored_by_accuracy(t.eval_type) for t in tasks])
         self.max_train = np.array([t.num_train * t.num_train_epochs for t in tasks], dtype=np.int64)
         self._on_devices: dict[tuple, tuple] = {}
 
@@ -149,7 +157,7 @@ def _fitness(out: dict[str, np.ndarray], arrays: TaskArrays) -> np.ndarray:
     shared rule `fitness.fitness_from_loss`, then the best epoch."""
     with np.errstate(all="ignore"):
         fit = fitness_lib.fitness_from_loss(np, out["loss"].astype(np.float64), arrays.num_valid,
-                                            arrays.classification[None, :, None], out["validated"] & ~out["vstop"])
+                                            arrays.scored_by_accuracy[None, :, None], out["validated"] & ~out["vstop"])
     return np.maximum(fit.max(axis=0), fitness_lib.MIN_FITNESS)
 
 
@@ -160,8 +168,8 @@ class Details(NamedTuple):
 
     train_steps: np.ndarray  # (P, T) train examples run (early stops end it)
     stopped_early: np.ndarray  # (P, T) bool: a train error stopped it
-    train_errors: np.ndarray  # (P, T, E*N) |y - s1| per train step (valid up to train_steps)
-    valid_predictions: np.ndarray  # (P, T, E, NV) raw s1 after Predict on each validation example
+    train_errors: np.ndarray  # (P, T, E*N) |y - s1| (multiclass: 1 - p_true) per train step (up to train_steps)
+    valid_predictions: np.ndarray  # (P, T, E, NV) raw s1 after Predict (multiclass: the predicted class, NaN if none)
     validated: np.ndarray  # (P, T, E) bool: the epoch was validated
     valid_stopped: np.ndarray  # (P, T, E) bool: its validation stopped early (NaN / too large)
 
@@ -210,7 +218,11 @@ def _prepare(batch: CompiledBatch, tasks: Sequence[Task] | TaskArrays, memory: M
         tuple(sorted(set(ops_lib.ALL_OPS if op_subsets is None else (int(o) for o in op_subsets[c]))))
         for c in COMPONENTS)
     st = Static(memory.scalars, memory.vectors, memory.matrices, arrays.features, dtype, subsets,
-                arrays.num_epochs, arrays.num_train, arrays.num_valid, gate, bool(return_details))
+                arrays.num_epochs, arrays.num_train, arrays.num_valid, gate, bool(return_details),
+                num_classes=arrays.num_classes)
+    if arrays.num_classes and memory.vectors < MIN_VECTORS:
+        raise ValueError(f"multiclass tasks need at least {MIN_VECTORS} vector addresses (v0 features, v1 label, "
+                         f"v2 prediction), got memory with {memory.vectors}")
     n_lane = _lane_train_counts(num_train_examples, arrays, batch.batch, batch.num_programs)
     lane_seed = _lane_seeds(seed, batch.batch, batch.num_programs)
     args = (tuple(batch.setup), tuple(batch.predict), tuple(batch.learn), *arrays.device_args(dtype, devices),

@@ -34,6 +34,7 @@ import numpy as np
 from jax import lax
 
 from azero_jax import fitness as fitness_lib
+from azero_jax import multiclass as mc
 from azero_jax import ops as ops_lib
 from azero_jax import rng as rng_lib
 from azero_jax.jax_eval.kernels import lane_kernel
@@ -62,6 +63,7 @@ class Static:
     num_valid: int
     gate: str = "auto"  # "auto" | "all" | "none": which op groups run under lax.cond
     details: bool = False
+    num_classes: int = 0  # C > 0: multiclass tasks (label v1, prediction v2; `azero_jax.multiclass`)
 
 
 class Mem(NamedTuple):
@@ -310,11 +312,35 @@ def evaluate_core(st: Static, setup, predict, learn, x_steps, y_steps, x_valid, 
     mem = run_component(st, c("setup"), setup_c, mem,
                         all_lanes, Context(task_index, seed, rng_lib.PHASE_SETUP, jnp.int32(0), c("setup")))
 
+    num_classes = st.num_classes
+    pva = mc.PREDICTION_VECTOR_ADDRESS
+
     def set_inputs(mem: Mem, x, label, active):
+        """v0 = x and the label (s0 = label (T, 1); multiclass: v1 = label (T, 1, F)) on active lanes."""
         fa, la = ops_lib.FEATURES_ADDRESS, ops_lib.LABEL_ADDRESS
         v0 = jnp.where(active[:, :, None], x[:, None, :], mem.v[:, :, fa])
+        if num_classes:
+            lva = mc.LABEL_VECTOR_ADDRESS
+            v = mem.v.at[:, :, fa].set(v0)
+            return mem._replace(v=v.at[:, :, lva].set(jnp.where(active[:, :, None], label, v[:, :, lva])))
         s0 = jnp.where(active, label, mem.s[:, :, la])
         return mem._replace(v=mem.v.at[:, :, fa].set(v0), s=mem.s.at[:, :, la].set(s0))
+
+    def train_rule(mem: Mem, y, active):
+        """Memory with the prediction Learn sees written back on active lanes, error and stop flag."""
+        if num_classes:
+            logits = mem.v[:, :, pva]
+            probs, error, bad = mc.train_rule(jnp, y[:, None], logits, num_classes, max_abs_error)
+            return mem._replace(v=mem.v.at[:, :, pva].set(jnp.where(active[:, :, None], probs, logits))), error, bad
+        pa = ops_lib.PREDICTION_ADDRESS
+        raw = mem.s[:, :, pa]
+        s1 = fitness_lib.train_prediction(jnp, raw, cls)
+        mem = mem._replace(s=mem.s.at[:, :, pa].set(jnp.where(active, s1, raw)))
+        error, bad = fitness_lib.train_error(jnp, y[:, None], s1, max_abs_error)
+        return mem, error, bad
+
+    def learn_label(y):
+        return mc.one_hot(jnp, y, f, dtype)[:, None, :] if num_classes else y[:, None]
 
     tables = {k: gate_table(st, k, arr) for k, arr in ((1, predict_c), (2, learn_c))}
 
@@ -325,15 +351,11 @@ def evaluate_core(st: Static, setup, predict, learn, x_steps, y_steps, x_valid, 
         mem = set_inputs(mem, x, jnp.zeros((), dtype), active)
         mem = run_component(st, c("predict"), predict_c, mem, active,
                             Context(task_index, seed, rng_lib.PHASE_TRAIN, step, c("predict")), tables[1])
-        pa = ops_lib.PREDICTION_ADDRESS
-        raw = mem.s[:, :, pa]
-        s1 = fitness_lib.train_prediction(jnp, raw, cls)
-        mem = mem._replace(s=mem.s.at[:, :, pa].set(jnp.where(active, s1, raw)))
-        error, bad = fitness_lib.train_error(jnp, y[:, None], s1, max_abs_error)
+        mem, error, bad = train_rule(mem, y, active)
         steps = steps + active.astype(jnp.int32)
         learn_active = active & ~bad
         alive = alive & ~(active & bad)
-        mem = set_inputs(mem, x, y[:, None], learn_active)
+        mem = set_inputs(mem, x, learn_label(y), learn_active)
         mem = run_component(st, c("learn"), learn_c, mem, learn_active,
                             Context(task_index, seed, rng_lib.PHASE_TRAIN, step, c("learn")), tables[2])
         return (mem, alive, steps), (error if st.details else None)
@@ -345,9 +367,13 @@ def evaluate_core(st: Static, setup, predict, learn, x_steps, y_steps, x_valid, 
         mem = run_component(st, c("predict"), predict_c, mem, validated,
                             Context(task_index, seed, rng_lib.PHASE_VALID, epoch * st.num_valid + i, c("predict")),
                             tables[1])
-        pred = mem.s[:, :, ops_lib.PREDICTION_ADDRESS]
-        error, stop = fitness_lib.valid_error(jnp, y[:, None], pred, cls, max_abs_error)
-        loss = jnp.where(vstop, loss, loss + fitness_lib.loss_term(jnp, error, cls))
+        if num_classes:
+            pred, error, stop = mc.valid_rule(jnp, y[:, None], mem.v[:, :, pva], num_classes, max_abs_error)
+            loss = jnp.where(vstop, loss, loss + fitness_lib.loss_term(jnp, error.astype(dtype), True))
+        else:
+            pred = mem.s[:, :, ops_lib.PREDICTION_ADDRESS]
+            error, stop = fitness_lib.valid_error(jnp, y[:, None], pred, cls, max_abs_error)
+            loss = jnp.where(vstop, loss, loss + fitness_lib.loss_term(jnp, error, cls))
         vstop = vstop | stop
         return (mem, loss, vstop), (pred if st.details else None)
 

@@ -299,6 +299,8 @@ def dispatch_batch(programs: Sequence[Algorithm] | ProgramArrays, tasks: Sequenc
     kernel's shapes across calls; `max_task_block`: caps the tasks per
     kernel instance, see `kernel_config`)."""
     arrays = tasks if isinstance(tasks, TaskArrays) else TaskArrays(tasks)
+    if getattr(arrays, "num_classes", 0):
+        raise ValueError("the pallas kernel does not run multiclass tasks (yet); use the xla backend")
     memory = memory.with_features(arrays.features)
     batch = compile_programs(programs, memory, op_subsets=op_subsets, batch_size=batch_size, min_lengths=min_lengths)
     cfg = kernel_config(batch, arrays, memory, op_subsets=op_subsets, dtype=dtype, max_abs_error=max_abs_error,

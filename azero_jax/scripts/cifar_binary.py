@@ -23,8 +23,9 @@ is a flag of its own name and `--set KEY=VALUE` sets any (aliases --seed,
 --islands, --max_minutes; see azero_jax.cli), except the task fields, which
 this script builds from the data flags.
 
-Writes into --output_dir: progress.csv, fitness.png (needs matplotlib, the
-`plot` extra; skipped with a note otherwise), best_program.json/.txt,
+Writes into --output_dir: progress.csv, select_checks.csv, fitness.png (the
+driver's; needs matplotlib, the `plot` extra; skipped with a note
+otherwise), best_program.json/.txt,
 results.json (search/select/final fitness, throughput, baselines, data),
 baselines.json and checkpoint.json.
 
@@ -42,7 +43,6 @@ from azero_jax import cpu_devices
 
 cpu_devices.use_cpu_cores_or_exit()  # one XLA host device per core; before anything imports JAX
 
-import csv  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -56,6 +56,7 @@ from absl import flags  # noqa: E402
 from azero_jax import baselines as baselines_lib  # noqa: E402
 from azero_jax import cli, datasets, evaluation, experiment, fileio  # noqa: E402
 from azero_jax import tasks as tasks_lib  # noqa: E402
+from azero_jax.analysis import plots  # noqa: E402
 
 PRESET = "baseline"
 # This script's config defaults on top of the baseline preset (the user's
@@ -162,34 +163,6 @@ def build_config(opts: Options, log: Callable[[str], None] = print) -> tuple[exp
     return config.replace(**tasks), data
 
 
-def plot_progress(csv_path: str, png_path: str) -> str | None:
-    """fitness.png from progress.csv; returns a note instead when matplotlib
-    is missing or there is nothing to plot."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed (pip install 'azero-jax[plot]'); fitness.png skipped"
-    with open(csv_path, encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return "progress.csv has no rows; fitness.png skipped"
-    x = [int(r["indivs"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(x, [float(r["best_fit"]) for r in rows], label="best")
-    ax.plot(x, [float(r["mean"]) for r in rows], label="population mean")
-    ax.set_xlabel("individuals")
-    ax.set_ylabel("search fitness (accuracy)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
-    return None
-
-
 def run_baselines(config: experiment.ExperimentConfig, best_program, opts: Options,
                   log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Tuned hand-written programs, the re-tuned evolved program and the optax
@@ -240,10 +213,8 @@ def run(opts: Options, *, log: Callable[[str], None] = print,
     log(f"throughput: {results['individuals_per_second']:.2f} individuals/s, "
         f"{results['train_steps_per_second']:.0f} train steps/s ({config.backend} backend)")
     notes = []
-    note = plot_progress(os.path.join(opts.output_dir, "progress.csv"), os.path.join(opts.output_dir, "fitness.png"))
-    if note:
-        notes.append(note)
-        log(note)
+    if not os.path.exists(os.path.join(opts.output_dir, "fitness.png")):  # the driver's plot (logged its note)
+        notes.append(f"fitness.png skipped: {plots.MISSING_NOTE}")
     if opts.baselines:
         rows = run_baselines(config, result.best_program, opts, log)
         results["baselines"] = rows

@@ -30,9 +30,10 @@ top of the `demo` preset; every config field is a flag of its own name and
   azero-linear-regression --backend=reference --children_per_step=1   # the sequential reference (slow)
 
 (or `python experiments/linear_regression.py ...` from a checkout). Writes
-progress.csv, checkpoint.json, best_program.json/.txt, results.json in
---output_dir; a rerun with the same flags resumes (or, for a finished run,
-reprints its results.json without recomputing); --resume=no --overwrite
+progress.csv, select_checks.csv, checkpoint.json, best_program.json/.txt,
+results.json and fitness.png (with the `plot` extra) in --output_dir; a
+rerun with the same flags resumes (or, for a finished run, reprints its
+results.json without recomputing); --resume=no --overwrite
 starts afresh over an existing run. With the train-step budgets the resumed
 result is exactly the uninterrupted one; a wall-clock stop (--max_minutes)
 is reproduced up to where the earlier run stopped. Bad input is one

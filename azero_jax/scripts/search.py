@@ -10,7 +10,8 @@ name (demo, baseline, integration_linear, integration_nonlinear, tiny) or a
 JSON config file (see azero_jax.experiment.ExperimentConfig). Every config
 field is also a flag of its own name, and `--set KEY=VALUE` sets any field;
 both override the config (see azero_jax.cli). Writes progress.csv,
-checkpoint.json, best_program.json/.txt and results.json into --output_dir;
+select_checks.csv, checkpoint.json, best_program.json/.txt, results.json and
+fitness.png (with the `plot` extra) into --output_dir;
 --resume continues from its checkpoint; --overwrite starts afresh over an
 existing run. Bad input is one `error:` line and exit status 2.
 """

@@ -1,0 +1,167 @@
+"""Projected multiclass tasks: the paper's §4.3 "multiple classes" setting
+(all 10 classes of CIFAR-10 / MNIST), built with the pipeline of the
+projected binary tasks (`pairs.py`, the reference's `generate_datasets.py`):
+
+  the first ceil(total / C) images of each class (raw pixels, no /255), label =
+  the class's position in `classes` (0..C-1); a stratified train+valid / test
+  split, then train / valid, with scikit-learn's algorithm seeded by the
+  projection seed; `np.random.seed(seed); randn(d, F)` Gaussian projection
+  after the split; standardization fitted on train; float32 storage.
+
+Every task holds all C classes, so tasks differ only by their projection
+seed (which also keys the splits): unlike the binary tasks there are no
+held-out class pairs, and held-out tasks are other seeds (`multiclass_tasks`
+draws one per data seed as `pairs.choose_tasks` does, without the pair).
+The tasks are `eval_type="multiclass"` with C = len(classes) <= F
+(`azero_jax.multiclass`: one-hot label in v1, prediction in v2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from azero_jax import fitness as fitness_lib
+from azero_jax import tasks as tasks_lib
+from azero_jax.datasets.images import NUM_CLASSES, DatasetError, ImageDataset
+from azero_jax.datasets.pairs import (
+    DEFAULT_FEATURES,
+    MAX_DATA_SEED,
+    MIN_DATA_SEED,
+    PAIR_SEED_SALT,
+    ProjectedTask,
+    SplitSizes,
+    default_data_seeds,
+    stratified_split,
+)
+
+ALL_CLASSES = tuple(range(NUM_CLASSES))
+
+
+def _check_classes(classes: Sequence[int]) -> tuple[int, ...]:
+    out = tuple(int(c) for c in classes)
+    if len(out) < 2 or len(set(out)) != len(out) or not all(0 <= c < NUM_CLASSES for c in out):
+        raise ValueError(f"a multiclass task needs at least 2 different classes in 0..{NUM_CLASSES - 1}, got {classes!r}")
+    return out
+
+
+def class_examples(dataset: ImageDataset, classes: Sequence[int], per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `per_class` images of each class in `classes` order, as
+    float64 raw pixels; labels 0..C-1 (the class's position in `classes`)."""
+    classes = _check_classes(classes)
+    xs, ys = [], []
+    for k, c in enumerate(classes):
+        images = dataset.images[dataset.labels == c][:per_class]
+        xs.append(images)
+        ys.append(np.full(len(images), float(k)))
+    return np.concatenate(xs).astype(np.float64), np.concatenate(ys)
+
+
+def capped_multiclass_sizes(requested: SplitSizes, dataset: ImageDataset, num_classes: int = NUM_CLASSES,
+                            classes: Sequence[int] | None = None) -> SplitSizes:
+    """`requested` if every class has ceil(total / C) images, else the largest
+    sizes in the same proportions that the smallest class allows (the
+    built-in digits: 8000/1000/1000 -> 1392/174/174 for 10 classes)."""
+    classes = _check_classes(ALL_CLASSES[:num_classes] if classes is None else classes)
+    counts = dataset.class_counts()
+    smallest = int(min(counts[c] for c in classes))
+    c = len(classes)
+    if -(-requested.total // c) <= smallest:
+        return requested
+    total = c * smallest
+    valid = max(c, round(total * requested.valid / requested.total))
+    test = max(c, round(total * requested.test / requested.total))
+    return SplitSizes(total - valid - test, valid, test)
+
+
+def project_multiclass(dataset: ImageDataset, features: int, seed: int, sizes: SplitSizes,
+                       classes: Sequence[int] = ALL_CLASSES) -> ProjectedTask:
+    """One projected C-class task (see the module docstring)."""
+    classes = _check_classes(classes)
+    c = len(classes)
+    if c > features:
+        raise ValueError(f"{c} classes need F >= {c} features (the one-hot label and the logits are F-vectors), "
+                         f"got F={features}")
+    per_class = -(-sizes.total // c)  # ceil: the stratified split then always has enough images
+    x, y = class_examples(dataset, classes, per_class)
+    if x.shape[0] < sizes.total:
+        raise DatasetError(f"{dataset.name}: classes {list(classes)} have {x.shape[0]} images, fewer than the "
+                           f"{sizes.total} needed for {sizes.train}/{sizes.valid}/{sizes.test} examples "
+                           "(capped_multiclass_sizes gives sizes that fit)")
+    rest, test = stratified_split(y, sizes.train + sizes.valid, sizes.test, seed)
+    x_rest, y_rest, x_test, y_test = x[rest], y[rest], x[test], y[test]
+    train, valid = stratified_split(y_rest, sizes.train, sizes.valid, seed)
+    x_train, y_train, x_valid, y_valid = x_rest[train], y_rest[train], x_rest[valid], y_rest[valid]
+    np_state = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        projection = np.random.randn(x.shape[1], features)
+    finally:
+        np.random.set_state(np_state)
+    x_train, x_valid, x_test = x_train @ projection, x_valid @ projection, x_test @ projection
+    mean = x_train.mean(axis=0)
+    scale = x_train.std(axis=0)
+    scale[scale == 0.0] = 1.0
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+    return ProjectedTask(f32((x_train - mean) / scale), f32(y_train), f32((x_valid - mean) / scale), f32(y_valid),
+                         f32((x_test - mean) / scale), f32(y_test))
+
+
+def to_multiclass_task(projected: ProjectedTask, num_classes: int, *, index: int = 0, data_seed: int = 0,
+                       name: str = "", num_train_epochs: int = 1) -> tasks_lib.Task:
+    """A projected multiclass task as a `Task` (eval type multiclass, C)."""
+    return tasks_lib.Task(x_train=projected.x_train, y_train=projected.y_train, x_valid=projected.x_valid,
+                          y_valid=projected.y_valid, eval_type=fitness_lib.MULTICLASS,
+                          num_train_epochs=num_train_epochs, data_seed=data_seed, index=index, name=name,
+                          num_classes=num_classes)
+
+
+def projection_seeds(data_seeds: Sequence[int], min_seed: int = MIN_DATA_SEED,
+                     max_seed: int = MAX_DATA_SEED) -> list[int]:
+    """Per data seed, the projection seed, drawn as `pairs.choose_tasks`
+    draws a binary task's file seed (after its pair draw, which a multiclass
+    task does not need: so the same data seed gives another file seed)."""
+    if max_seed <= min_seed:
+        raise ValueError(f"max_seed ({max_seed}) must exceed min_seed ({min_seed})")
+    return [int(np.random.default_rng([PAIR_SEED_SALT, int(d)]).integers(min_seed, max_seed)) for d in data_seeds]
+
+
+def multiclass_tasks(dataset: ImageDataset, num_tasks: int, *, features: int = DEFAULT_FEATURES,
+                     sizes: SplitSizes | None = None, classes: Sequence[int] = ALL_CLASSES,
+                     data_seeds: Sequence[int] | None = None, start_index: int = 0,
+                     cap: bool = True) -> tuple[list[tasks_lib.Task], list[ProjectedTask], SplitSizes]:
+    """`num_tasks` projected C-class tasks of `dataset`: (tasks, the projected
+    arrays with their test split, the sizes used: `sizes` capped to what the
+    smallest class allows when `cap`)."""
+    classes = _check_classes(classes)
+    sizes = sizes or SplitSizes()
+    if cap:
+        sizes = capped_multiclass_sizes(sizes, dataset, classes=classes)
+    seeds = list(data_seeds) if data_seeds is not None else default_data_seeds(num_tasks)
+    if len(seeds) != num_tasks:
+        raise ValueError(f"{len(seeds)} data seeds for {num_tasks} tasks")
+    tasks, projected = [], []
+    for i, (data_seed, seed) in enumerate(zip(seeds, projection_seeds(seeds), strict=True)):
+        p = project_multiclass(dataset, features, seed, sizes, classes)
+        index = start_index + i
+        projected.append(p)
+        tasks.append(to_multiclass_task(p, len(classes), index=index, data_seed=int(data_seed),
+                                        name=f"{dataset.name}_{len(classes)}class_s{seed}[{index}]"))
+    return tasks, projected, sizes
+
+
+def save_multiclass_npz(path: str, projected: Sequence[ProjectedTask]) -> str:
+    """Writes projected tasks of equal sizes as one stacked explicit-task
+    `.npz` (x_train (T, n, F), y_train (T, n), ... and the test split), the
+    file a `TaskSpec(kind="explicit", path=path, eval_type="multiclass",
+    num_classes=C)` (or a config's task entry of those fields) loads.
+    Written atomically."""
+    from azero_jax import fileio
+
+    if not projected:
+        raise ValueError("save_multiclass_npz needs at least one projected task")
+    arrays = {k: np.stack([getattr(p, k) for p in projected]) for k in ProjectedTask.ARRAYS}
+    with fileio.atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path

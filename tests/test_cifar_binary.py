@@ -128,3 +128,23 @@ def test_mixed_search_tasks_config(script, tmp_path):
     assert config.population_size == 8 and config.memory == (5, 9, 2) and config.initial_population == "noop"
     assert (config.mutate_setup_size_max, config.mutate_predict_size_max, config.mutate_learn_size_max) == (7, 11, 23)
     assert config.task_specs("final")[0].num_tasks == 3
+
+
+def test_paper_full_preset_keeps_its_scale_and_runs_small(script, tmp_path):
+    """--preset=paper_full: the preset's islands, hurdles and migration (not this script's one island),
+    half the islands per dataset; it needs --mix_dataset; a small version runs end to end."""
+    opts = _options(script, tmp_path, num_search_tasks=4, mix_dataset="digits", preset="paper_full")
+    opts.config_overrides.pop("num_islands", None)
+    config, _ = script.build_config(opts, log=lambda _line: None)
+    assert (config.num_islands, config.population_size, config.children_per_step) == (2000, 8, 1)
+    assert config.hurdle_tasks == 2 and config.migration_every == 50 and config.island_task_groups == (0, 1)
+    assert config.island_tasks(config.task_specs("search"))[1][999:1001] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    with pytest.raises(script.experiment.ConfigError, match="--preset=paper_full .* give --mix_dataset"):
+        script.build_config(_options(script, tmp_path, preset="paper_full"), log=lambda _line: None)
+    lines: list[str] = []
+    small = _options(script, tmp_path, num_search_tasks=4, mix_dataset="digits", preset="paper_full",
+                     num_islands=4, max_train_steps=200_000)
+    small.config_overrides["migration_every"] = 2
+    result = script.run(small, log=lines.append)
+    assert result["counters"]["hurdle_stops"] > 0  # the hurdle stopped some children early
+    assert result["config"]["num_islands"] == 4 and result["config"]["hurdle_tasks"] == 2

@@ -30,7 +30,7 @@ from azero_jax.search import evolution as evolution_lib
 if TYPE_CHECKING:
     from azero_jax.experiment.driver import _Run
 
-COUNTER_KEYS = ("individuals", "train_steps", "full_evaluations", "fec_hits", "fec_misses")
+COUNTER_KEYS = ("individuals", "train_steps", "full_evaluations", "fec_hits", "fec_misses", "hurdle_stops")
 FRESH_START = ("to discard it and start afresh: --overwrite (azero-search / cifar_binary: without --resume; "
                "linear_regression: --resume=no --overwrite), or another --output_dir")
 
@@ -71,7 +71,7 @@ def restore_run(run: _Run) -> None:
         run.experiment_index = int(state["experiment_index"])
         run.experiments = list(state["experiments"])
         run.best = state["best"]
-        run.totals = {k: int(state["totals"][k]) for k in COUNTER_KEYS}
+        run.totals = {k: int(state["totals"].get(k, 0)) for k in COUNTER_KEYS}  # hurdle_stops: newer than some checkpoints
         run.elapsed_before = float(state["elapsed_seconds"])
         run.progress_rows = int(state["progress_rows"])
         run.current = state["current"]

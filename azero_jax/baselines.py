@@ -9,7 +9,8 @@
   its own log-uniform factor in [1/10, 10] per trial (trial 0 = as evolved).
 * Logistic regression and a 2-layer MLP trained conventionally (minibatch
   Adam, optax), learning rate picked on T_select: the ordinary-ML reference
-  point.
+  point (on multiclass tasks: softmax regression and the MLP with C outputs,
+  `optax_baselines(..., num_classes=C)`).
 
 All program evaluations go through `azero_jax.evaluation` on the given
 backend ("reference", or "xla": all trials in one batch), in float64.
@@ -169,10 +170,13 @@ def retune_program(program: Algorithm, select_tasks: Sequence[Task], final_tasks
 # ------------------------------------------------------------ optax --
 
 def _optax_train(kind: str, x_train: np.ndarray, y_train: np.ndarray, *, hidden: int, epochs: int, batch_size: int,
-                 learning_rates: Sequence[float], seed: int) -> Callable[[np.ndarray, slice], np.ndarray]:
+                 learning_rates: Sequence[float], seed: int,
+                 num_classes: int | None = None) -> Callable[[np.ndarray, slice], np.ndarray]:
     """Trains one model per (learning rate, task) at once (vmapped) and
     returns predict(x (t, n, F), task_slice) -> logits (L, t, n) of the
-    models of tasks[task_slice], for every learning rate."""
+    models of tasks[task_slice], for every learning rate. With `num_classes`
+    C: C outputs, softmax cross-entropy on the integer labels, logits
+    (L, t, n, C)."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -181,15 +185,17 @@ def _optax_train(kind: str, x_train: np.ndarray, y_train: np.ndarray, *, hidden:
     batch = max(1, min(batch_size, n))
     steps = n // batch
     x_tr = jnp.asarray(x_train, jnp.float32)
-    y_tr = jnp.asarray(y_train, jnp.float32)
+    y_tr = jnp.asarray(y_train, jnp.float32) if num_classes is None else jnp.asarray(y_train, jnp.int32)
+    out_shape = () if num_classes is None else (num_classes,)
 
     def init(key):
         k1, k2 = jax.random.split(key)
         if kind == "logistic":
-            return {"w": jnp.zeros((features,)), "b": jnp.zeros(())}
+            return {"w": jnp.zeros((features,) + out_shape), "b": jnp.zeros(out_shape)}
         return {"w1": jax.random.normal(k1, (features, hidden)) * jnp.sqrt(2.0 / features),
                 "b1": jnp.zeros((hidden,)),
-                "w2": jax.random.normal(k2, (hidden,)) * jnp.sqrt(1.0 / hidden), "b2": jnp.zeros(())}
+                "w2": jax.random.normal(k2, (hidden,) + out_shape) * jnp.sqrt(1.0 / hidden),
+                "b2": jnp.zeros(out_shape)}
 
     def logits(params, x):
         if kind == "logistic":
@@ -197,6 +203,8 @@ def _optax_train(kind: str, x_train: np.ndarray, y_train: np.ndarray, *, hidden:
         return jax.nn.relu(x @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
 
     def loss(params, x, y):
+        if num_classes is not None:
+            return optax.softmax_cross_entropy_with_integer_labels(logits(params, x), y).mean()
         return optax.sigmoid_binary_cross_entropy(logits(params, x), y).mean()
 
     opt = optax.scale_by_adam()
@@ -234,32 +242,46 @@ def _accuracy(logit: np.ndarray, y: np.ndarray) -> np.ndarray:
     return ((logit > 0.0) == (y[None] > 0.5)).mean(axis=2).mean(axis=1)
 
 
+def _multiclass_accuracy(logit: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean argmax accuracy over tasks, per learning rate: logits
+    (L, T, n, C), labels (T, n) -> (L,) (first index on ties)."""
+    return (np.argmax(logit, axis=-1) == np.rint(y[None]).astype(np.int64)).mean(axis=2).mean(axis=1)
+
+
 def optax_baselines(select: dict[str, np.ndarray], final: dict[str, np.ndarray], *, hidden: int = 32,
                     epochs: int = 20, batch_size: int = 32,
                     learning_rates: Sequence[float] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
-                    seed: int = 0) -> list[BaselineResult]:
+                    seed: int = 0, num_classes: int | None = None) -> list[BaselineResult]:
     """Logistic regression and a 2-layer ReLU MLP (`hidden` units), trained by
     minibatch Adam on each task's train split; the learning rate with the
     best mean valid accuracy on T_select is used on T_final. `select` and
     `final` hold stacked arrays x_train (T, n, F), y_train, x_valid, y_valid
-    and optionally x_test, y_test."""
+    and optionally x_test, y_test. With `num_classes` C (multiclass tasks,
+    labels 0..C-1): softmax regression and the MLP with C outputs, trained
+    on the softmax cross-entropy, scored by the argmax."""
     n_select = select["x_train"].shape[0]
     x_train = np.concatenate([select["x_train"], final["x_train"]])  # one training call for both collections
     y_train = np.concatenate([select["y_train"], final["y_train"]])
+    accuracy = _accuracy if num_classes is None else _multiclass_accuracy
     out = []
     for kind in ("logistic", "mlp"):
         predict = _optax_train(kind, x_train, y_train, hidden=hidden, epochs=epochs, batch_size=batch_size,
-                               learning_rates=learning_rates, seed=seed)
-        fits = {"select": _accuracy(predict(select["x_valid"], slice(0, n_select)), select["y_valid"]),
-                "final": _accuracy(predict(final["x_valid"], slice(n_select, None)), final["y_valid"])}
+                               learning_rates=learning_rates, seed=seed, num_classes=num_classes)
+        fits = {"select": accuracy(predict(select["x_valid"], slice(0, n_select)), select["y_valid"]),
+                "final": accuracy(predict(final["x_valid"], slice(n_select, None)), final["y_valid"])}
         if "x_test" in final:
-            fits["test"] = _accuracy(predict(final["x_test"], slice(n_select, None)), final["y_test"])
+            fits["test"] = accuracy(predict(final["x_test"], slice(n_select, None)), final["y_test"])
         best = int(np.argmax(fits["select"]))
-        name = "logistic_regression_optax" if kind == "logistic" else f"mlp_{hidden}_optax"
+        if kind == "logistic":
+            name = "logistic_regression_optax" if num_classes is None else "softmax_regression_optax"
+        else:
+            name = f"mlp_{hidden}_optax"
         params = {"learning_rate": float(learning_rates[best]), "epochs": epochs, "batch_size": batch_size,
                   "optimizer": "adam"}
         if kind == "mlp":
             params["hidden"] = hidden
+        if num_classes is not None:
+            params["num_classes"] = num_classes
         out.append(BaselineResult(name, float(fits["select"][best]), float(fits["final"][best]), params,
                                   len(learning_rates), float(fits["test"][best]) if "test" in fits else None))
     return out

@@ -321,6 +321,8 @@ def test_merged_progress_csv(two_process_run):
         steps = [int(r["step"]) for r in rows if r["island"] == g]
         assert steps == sorted(steps) and steps
     assert re.search(r"^\[process 1\] island 1: indivs=\d+", logs[1], re.M), logs[1]
+    with open(os.path.join(out, "fitness.png"), "rb") as f:  # one curve per island, drawn from that file
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_checkpoint_round_trip_is_bit_exact():

@@ -52,14 +52,24 @@ def _float(value: str) -> float:
 
 def read_progress(progress_csv: str | os.PathLike) -> dict[int, dict[str, list[float]]]:
     """progress.csv as {experiment: {"indivs", "mean", "best_fit": [...]}},
-    in file order (x = individuals of that experiment's search)."""
+    in file order (x = individuals of that experiment's search); the
+    distributed search's file has an island column instead (one curve per
+    island, `group_column` says which)."""
     curves: dict[int, dict[str, list[float]]] = {}
     with open(progress_csv, encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            curve = curves.setdefault(int(row["experiment"]), {"indivs": [], "mean": [], "best_fit": []})
+        reader = csv.DictReader(f)
+        group = group_column(reader.fieldnames or ())
+        for row in reader:
+            curve = curves.setdefault(int(row[group]), {"indivs": [], "mean": [], "best_fit": []})
             for key in curve:
                 curve[key].append(_float(row[key]))
     return curves
+
+
+def group_column(columns) -> str:
+    """The column a progress.csv's curves are grouped by: "experiment"
+    (the driver's runs), else "island" (`azero-search-distributed`)."""
+    return "experiment" if "experiment" in columns else "island"
 
 
 def read_select_checks(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -80,7 +90,9 @@ def plot_progress(progress_csv: str | os.PathLike, output_png: str | os.PathLike
     and the mean search fitness over the population's individuals against
     the individuals searched, with the select checks marked at their
     individual count (their select fitness: filled = the end-of-search check,
-    hollow = an early check, see `search_sufficient_fitness`).
+    hollow = an early check, see `search_sufficient_fitness`); a dotted
+    segment joins each best curve's last progress row to the search's end
+    (the end check's individuals and search fitness).
 
     select_checks: rows as `read_select_checks` gives them, or a path to
       such a CSV; None reads select_checks.csv beside `progress_csv` if there.
@@ -89,6 +101,8 @@ def plot_progress(progress_csv: str | os.PathLike, output_png: str | os.PathLike
     progress.csv has no rows (nothing written).
     """
     curves = read_progress(progress_csv)
+    with open(progress_csv, encoding="utf-8", newline="") as f:
+        group = "search" if group_column(next(csv.reader(f), [])) == "experiment" else "island"
     if select_checks is None:
         select_checks = os.path.join(os.path.dirname(os.fspath(progress_csv)), SELECT_CHECKS_FILE)
     if isinstance(select_checks, (str, os.PathLike)):
@@ -105,8 +119,15 @@ def plot_progress(progress_csv: str | os.PathLike, output_png: str | os.PathLike
     labelled: set[str] = set()
     for i, (exp, curve) in enumerate(sorted(curves.items())):
         color = colors[i % len(colors)]
-        suffix = f" (search {exp})" if many else ""
+        suffix = f" ({group} {exp})" if many else ""
         ax.plot(curve["indivs"], curve["best_fit"], color=color, lw=1.6, label=f"best{suffix}" if i < 6 else None)
+        # progress rows come every progress_every individuals; the search's end (its best search
+        # fitness at its last individual, from the end check) closes the best curve, dotted.
+        end = [c for c in checks if c["experiment"] == exp and c["kind"] == "end" and curve["indivs"]
+               and c["indivs"] > curve["indivs"][-1]]
+        if end:
+            ax.plot([curve["indivs"][-1], end[-1]["indivs"]], [curve["best_fit"][-1], end[-1]["search_fitness"]],
+                    color=color, lw=1.6, ls=":")
         ax.plot(curve["indivs"], curve["mean"], color=color, lw=1.0, ls="--",
                 label=f"mean{suffix}" if i < 6 else None)
         for kind, face in (("end", color), ("early", "none")):
@@ -116,7 +137,7 @@ def plot_progress(progress_csv: str | os.PathLike, output_png: str | os.PathLike
                            marker="o" if kind == "end" else "D", facecolors=face, edgecolors=color,
                            label=None if kind in labelled else f"select check ({kind})")
                 labelled.add(kind)
-    ax.set_xlabel("individuals (per search)")
+    ax.set_xlabel(f"individuals (per {group})")
     ax.set_ylabel("fitness")
     ax.set_title(title or "search fitness: best and mean over the population; markers: select fitness")
     ax.grid(alpha=0.3)

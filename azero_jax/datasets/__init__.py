@@ -9,7 +9,7 @@ This package re-exports the public names of its modules:
 * `cache`: the checksummed `.npz` cache of projected tasks and the stacked
   task collections built from it;
 * `multiclass`: projected C-class (10-class) tasks with the same pipeline
-  (the paper's §4.3 "multiple classes").
+  (the paper's §4.3 "multiple classes") and their cached collections.
 """
 
 from __future__ import annotations
@@ -55,11 +55,16 @@ from azero_jax.datasets.images import (
 )
 from azero_jax.datasets.multiclass import (
     ALL_CLASSES,
+    MulticlassCollection,
+    build_multiclass_collection,
     capped_multiclass_sizes,
     class_examples,
+    held_out_data_seeds,
+    multiclass_collections,
     multiclass_tasks,
     project_multiclass,
     projection_seeds,
+    save_multiclass_npz,
     to_multiclass_task,
 )
 from azero_jax.datasets.pairs import (
@@ -115,6 +120,7 @@ __all__ = [
     "MIN_DATA_SEED",
     "MNIST",
     "MNIST_URL",
+    "MulticlassCollection",
     "NUM_CLASSES",
     "PAIR_SEED_SALT",
     "ProjectedTask",
@@ -123,6 +129,7 @@ __all__ = [
     "TaskChoice",
     "all_pairs",
     "build_collection",
+    "build_multiclass_collection",
     "builtin_data_path",
     "capped_multiclass_sizes",
     "capped_sizes",
@@ -130,12 +137,14 @@ __all__ = [
     "class_examples",
     "default_cache_dir",
     "default_data_seeds",
+    "held_out_data_seeds",
     "held_out_pairs",
     "load_checked_npz",
     "load_cifar10",
     "load_dataset",
     "load_digits",
     "load_idx_dataset",
+    "multiclass_collections",
     "multiclass_tasks",
     "pair_examples",
     "project_multiclass",
@@ -144,6 +153,7 @@ __all__ = [
     "projection_seeds",
     "read_idx",
     "save_checked_npz",
+    "save_multiclass_npz",
     "search_pairs",
     "stratified_split",
     "task_file_name",

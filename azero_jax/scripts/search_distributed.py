@@ -60,7 +60,8 @@ single-process line, at most every progress_every individuals, prefixed
 `[process P] island g:`); at the end process 0 writes one merged
 OUTPUT_DIR/progress.csv of every island's rows (PROGRESS_COLUMNS, sorted by
 island then step; the rows travel in the final all-gather and in the
-checkpoints, so a resumed run's file covers the whole run).
+checkpoints, so a resumed run's file covers the whole run) and fitness.png
+from it (one curve per island; needs matplotlib, the `plot` extra).
 
 Multi-process runs use gloo CPU collectives and one JAX device per process.
 Every wait is bounded:
@@ -97,6 +98,7 @@ from azero_jax import checkpoint as checkpoint_lib
 from azero_jax import cli, experiment, fileio, serialization
 from azero_jax import program_arrays as pa
 from azero_jax import tasks as tasks_lib
+from azero_jax.analysis import plots
 from azero_jax.experiment.evaluators import evaluate_program, make_evaluator
 from azero_jax.search import distributed as dist
 from azero_jax.search import mutator as mutator_lib
@@ -513,6 +515,8 @@ def _main(argv: list[str]) -> None:
                 "config": config.to_dict()}
         os.makedirs(output_dir, exist_ok=True)
         write_progress_csv(os.path.join(output_dir, "progress.csv"), merged)
+        plots.plot_progress(os.path.join(output_dir, "progress.csv"), os.path.join(output_dir, "fitness.png"),
+                            select_checks=[], log=log)
         path = os.path.join(output_dir, "results.json")
         fileio.atomic_write_json(path, data)
         log(f"best search fitness {data['best_fitness']:.6f} (island {best}); chosen island {chosen}: select "

@@ -47,13 +47,11 @@ from azero_jax.evaluation import Evaluator
 from azero_jax.experiment import preflight, report
 from azero_jax.experiment import resume as resume_lib
 from azero_jax.experiment.config import ConfigError, ExperimentConfig, _listify
-from azero_jax.experiment.evaluators import evaluate_program, make_evaluator
+from azero_jax.experiment.evaluators import build_search, evaluate_program
 from azero_jax.experiment.report import ExperimentResult
 from azero_jax.experiment.resume import COUNTER_KEYS
 from azero_jax.program import Algorithm
 from azero_jax.search import evolution as evolution_lib
-from azero_jax.search import mutator as mutator_lib
-from azero_jax.search.array_mutator import ArrayMutator
 
 # The interpreter-rate calibration after each search (`CachedEvaluator.interpreter_rate`):
 # a full evaluation of this many of the final population's programs (best of 2 when short).
@@ -140,21 +138,8 @@ class _Run:
                 "evaluator_seed": evaluator_seed, "evolution_seed": evolution_seed, "select_seed": select_seed}
 
     def build(self, plan: dict[str, Any]) -> tuple[Evaluator, evolution_lib.RegularizedEvolution]:
-        cfg = self.config
         specs = [tasks_lib.TaskSpec(**s) for s in plan["search_tasks"]]
-        search_tasks = tasks_lib.make_tasks(specs)
-        groups = cfg.island_tasks(specs)
-        memory = cfg.memory_shape(search_tasks[0].features)
-        budget = None if cfg.train_budget is None else cfg.train_budget.build(cfg.init_sizes)
-        evaluator = make_evaluator(
-            cfg, search_tasks, memory, seed=plan["evaluator_seed"], fec_spec=cfg.fec, train_budget=budget,
-            combination=cfg.fitness_combination, hurdles=True, task_groups=None if groups is None else groups[0])
-        mutator_cfg = cfg.mutator_config(memory.features)
-        generator = mutator_lib.InitialPopulation.from_config(cfg.initial_population, cfg.init_sizes, mutator_cfg)
-        # The vectorized mutator over array-held populations (search/array_mutator.py).
-        evo = evolution_lib.RegularizedEvolution(cfg.evolution_config(), ArrayMutator(mutator_cfg), generator,
-                                                 evaluator, log=None, island_tasks=None if groups is None else groups[1])
-        return evaluator, evo
+        return build_search(self.config, specs, tasks_lib.make_tasks(specs), evaluator_seed=plan["evaluator_seed"])
 
     def search_done(self, evaluator: Evaluator, state: evolution_lib.EvolutionState,
                     plan: dict[str, Any]) -> bool:

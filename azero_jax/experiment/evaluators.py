@@ -8,6 +8,7 @@ here, and those only through the `Evaluator` contract
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,9 @@ from azero_jax import fitness as fitness_lib
 from azero_jax import programs as programs_lib
 from azero_jax import tasks as tasks_lib
 from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
+from azero_jax.search import mutator as mutator_lib
+from azero_jax.search.array_mutator import ArrayMutator
+from azero_jax.search.evolution import RegularizedEvolution
 from azero_jax.search.fec import FECSpec
 from azero_jax.search.train_budget import TrainBudget
 
@@ -50,6 +54,34 @@ def make_evaluator(config: ExperimentConfig, task_list: Sequence[tasks_lib.Task]
         train_budget=train_budget, combination=combination, max_abs_error=config.max_abs_error,
         hurdle_tasks=config.hurdle_tasks if hurdles else 0, hurdle_percentile=config.hurdle_percentile,
         **backend_options(config, task_groups))
+
+
+def build_search(config: ExperimentConfig, search_specs: Sequence[tasks_lib.TaskSpec],
+                 search_tasks: Sequence[tasks_lib.Task], *, evaluator_seed: int,
+                 island: int | None = None) -> tuple[evaluation.Evaluator, RegularizedEvolution]:
+    """The evaluator and the regularized evolution of one search on
+    `search_tasks` (made from `search_specs`): the driver's searcher, with all
+    the config's islands in it, or (`island` = g) the single-island searcher
+    of global island g that `azero-search-distributed` runs (its own
+    evaluator, no migration inside; the island's tasks when islands search
+    different task groups). The vectorized mutator over array-held
+    populations; no progress log of its own (the callers print progress)."""
+    groups = config.island_tasks(search_specs)
+    memory = config.memory_shape(search_tasks[0].features)
+    budget = None if config.train_budget is None else config.train_budget.build(config.init_sizes)
+    evaluator = make_evaluator(
+        config, search_tasks, memory, seed=evaluator_seed, fec_spec=config.fec, train_budget=budget,
+        combination=config.fitness_combination, hurdles=True, task_groups=None if groups is None else groups[0])
+    mutator_cfg = config.mutator_config(memory.features)
+    generator = mutator_lib.InitialPopulation.from_config(config.initial_population, config.init_sizes, mutator_cfg)
+    evo_cfg = config.evolution_config()
+    island_tasks = None if groups is None else groups[1]
+    if island is not None:
+        evo_cfg = dataclasses.replace(evo_cfg, num_islands=1, migration_every=0)
+        island_tasks = None if groups is None else [groups[1][island]]
+    evo = RegularizedEvolution(evo_cfg, ArrayMutator(mutator_cfg), generator, evaluator, log=None,
+                               island_tasks=island_tasks)
+    return evaluator, evo
 
 
 def evaluate_program(program: Algorithm, task_list: Sequence[tasks_lib.Task], memory: MemoryShape, *,

@@ -82,7 +82,6 @@ Every wait is bounded:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import hashlib
 import os
@@ -99,10 +98,8 @@ from azero_jax import cli, experiment, fileio, serialization
 from azero_jax import program_arrays as pa
 from azero_jax import tasks as tasks_lib
 from azero_jax.analysis import plots
-from azero_jax.experiment.evaluators import evaluate_program, make_evaluator
+from azero_jax.experiment.evaluators import build_search, evaluate_program
 from azero_jax.search import distributed as dist
-from azero_jax.search import mutator as mutator_lib
-from azero_jax.search.array_mutator import ArrayMutator
 from azero_jax.search.evolution import RegularizedEvolution
 
 MAX_INIT_TIMEOUT = 3600
@@ -214,28 +211,14 @@ def peer_lost(process_id: int, what: str, output_dir: str) -> None:
 # ------------------------------------------------------------ search --
 
 def build_searchers(config: experiment.ExperimentConfig, islands: list[int], seed: int) -> list[RegularizedEvolution]:
-    """One single-island searcher per global island in `islands` (the driver's pieces); their progress
-    lines come from `progress_rows`."""
+    """One single-island searcher per global island in `islands` (the driver's assembly,
+    `experiment.evaluators.build_search`); their progress lines come from `progress_rows`."""
     specs = config.task_specs("search")
     if config.randomize_task_seeds:  # the same draw on every process
         specs = tasks_lib.randomize_collection_seeds(specs, np.random.default_rng(seed))
     search_tasks = tasks_lib.make_tasks(specs)
-    groups = config.island_tasks(specs)
-    memory = config.memory_shape(search_tasks[0].features)
-    budget = None if config.train_budget is None else config.train_budget.build(config.init_sizes)
-    mutator_cfg = config.mutator_config(memory.features)
-    generator = mutator_lib.InitialPopulation.from_config(config.initial_population, config.init_sizes, mutator_cfg)
-    evo_cfg = dataclasses.replace(config.evolution_config(), num_islands=1, migration_every=0)
-    searchers = []
-    for g in islands:
-        evaluator = make_evaluator(
-            config, search_tasks, memory, seed=dist.island_seed(seed, g, "evaluator") % 2**31, fec_spec=config.fec,
-            train_budget=budget, combination=config.fitness_combination, hurdles=True,
-            task_groups=None if groups is None else groups[0])
-        searchers.append(RegularizedEvolution(
-            evo_cfg, ArrayMutator(mutator_cfg), generator, evaluator, log=None,
-            island_tasks=None if groups is None else [groups[1][g]]))
-    return searchers
+    return [build_search(config, specs, search_tasks, evaluator_seed=dist.island_seed(seed, g, "evaluator") % 2**31,
+                         island=g)[1] for g in islands]
 
 
 # ------------------------------------------------------------ checkpoints --

@@ -288,11 +288,13 @@ def optax_baselines(select: dict[str, np.ndarray], final: dict[str, np.ndarray],
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A fixed-width comparison table (percent accuracies)."""
-    lines = [f"{'method':<32} {'T_select':>9} {'T_final':>9} {'final test':>10}"]
+    """A fixed-width comparison table (percent accuracies); the method column
+    is 32 characters wide, wider when a name is longer."""
+    width = max([32] + [len(r["name"]) for r in rows])
+    lines = [f"{'method':<{width}} {'T_select':>9} {'T_final':>9} {'final test':>10}"]
     for r in rows:
         pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
-        lines.append(f"{r['name']:<32} {pct(r.get('select_fitness')):>9} {pct(r.get('final_fitness')):>9} "
+        lines.append(f"{r['name']:<{width}} {pct(r.get('select_fitness')):>9} {pct(r.get('final_fitness')):>9} "
                      f"{pct(r.get('final_test_accuracy')):>10}")
     return "\n".join(lines)
 

@@ -148,3 +148,80 @@ def test_paper_full_preset_keeps_its_scale_and_runs_small(script, tmp_path):
     result = script.run(small, log=lines.append)
     assert result["counters"]["hurdle_stops"] > 0  # the hurdle stopped some children early
     assert result["config"]["num_islands"] == 4 and result["config"]["hurdle_tasks"] == 2
+
+
+# ------------------------------------------------------------ --multiclass --
+
+def _multiclass_options(script, tmp_path, **changes):
+    """10-class digits tasks at F=16, sizes small enough for the reference backend."""
+    base = dict(multiclass=True, features=16, num_train=200, num_valid=50, num_test=50)
+    return _options(script, tmp_path, **{**base, **changes})
+
+
+def test_multiclass_short_run_writes_results_and_baselines(script, tmp_path):
+    lines: list[str] = []
+    opts = _multiclass_options(script, tmp_path, baselines=True)
+    script.run(opts, log=lines.append)
+    with open(os.path.join(opts.output_dir, "results.json")) as f:
+        saved = json.load(f)
+    for which in ("search_tasks", "select_tasks", "final_tasks"):
+        (entry,) = saved["config"][which]
+        assert entry["eval_type"] == "multiclass" and entry["num_classes"] == 10, entry
+    assert saved["config"]["final_tasks"][0]["num_tasks"] == 3 and saved["config"]["memory"][:3] == [5, 9, 2]
+    data = saved["data"]
+    assert data["task_type"] == "multiclass" and data["num_classes"] == 10
+    assert data["sizes"] == {"train": 200, "valid": 50, "test": 50}
+    search_seeds = {t["seed"] for t in data["search_tasks"]}
+    assert len(search_seeds) == 2 and not search_seeds & {t["seed"] for t in data["final_tasks"]}
+    rows = {r["name"]: r for r in saved["baselines"]}
+    assert list(rows) == ["evolved", "multiclass_linear_program_tuned", "multiclass_neural_net_program_tuned",
+                          "evolved_retuned", "softmax_regression_optax", "mlp_32_optax"]
+    for name in ("multiclass_linear_program_tuned", "multiclass_neural_net_program_tuned",
+                 "softmax_regression_optax", "mlp_32_optax"):
+        r = rows[name]
+        assert min(r["select_fitness"], r["final_fitness"], r["final_test_accuracy"]) > 0.3, r  # chance: 0.1
+    assert rows["softmax_regression_optax"]["params"]["num_classes"] == 10
+    assert any("10 classes" in line for line in lines) and any("T_final" in line for line in lines)
+
+
+def test_multiclass_config_backend_and_cache(script, tmp_path):
+    opts = _multiclass_options(script, tmp_path)
+    opts.config_overrides.pop("backend")
+    config, data = script.build_config(opts, log=lambda _line: None)
+    assert config.backend == "xla" and config.memory == (5, 9, 2) and config.initial_population == "noop"
+    final = config.task_specs("final")[0]
+    assert final.eval_type == "multiclass" and final.num_classes == 10 and final.num_tasks == 3
+    mtime = os.path.getmtime(data["final_collection"])
+    auto = _multiclass_options(script, tmp_path, backend="auto")
+    config, again = script.build_config(auto, log=lambda _line: None)
+    assert config.backend == "xla" and again["final_collection"] == data["final_collection"]
+    assert os.path.getmtime(data["final_collection"]) == mtime  # reused from the cache
+    config, _ = script.build_config(_multiclass_options(script, tmp_path), log=lambda _line: None)
+    assert config.backend == "reference"  # an explicit backend other than auto is kept
+    # the built-in digits cap the default sizes to what the smallest class holds
+    capped = _multiclass_options(script, tmp_path, num_train=8000, num_valid=1000, num_test=1000,
+                                 num_search_tasks=1, num_final_tasks=1)
+    _, data = script.build_config(capped, log=lambda _line: None)
+    assert data["sizes"] == {"train": 1392, "valid": 174, "test": 174}
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(mix_dataset="digits", num_islands=2), "drop --mix_dataset"),
+    (dict(preset="paper_full", mix_dataset="digits"), "--preset=paper_full mixes two datasets"),
+    (dict(features=8), r"--features >= 10"),
+])
+def test_multiclass_bad_combinations(script, tmp_path, changes, match):
+    with pytest.raises(script.experiment.ConfigError, match=match) as e:
+        script.build_config(_multiclass_options(script, tmp_path, **changes), log=lambda _line: None)
+    assert "\n" not in str(e.value)
+
+
+def test_multiclass_cli_bad_combination_is_one_error_line(tmp_path):
+    proc = subprocess.run([sys.executable, SCRIPT, "--multiclass", "--mix_dataset=digits",
+                           f"--output_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: --multiclass runs on the 10-class tasks of --dataset alone: drop --mix_dataset (the mixed setting "
+        "is binary only)"]
+    assert not os.path.exists(tmp_path / "out")

@@ -258,3 +258,34 @@ def test_search_on_multiclass_npz_tasks(tmp_path):
     with pytest.raises(ConfigError, match="at least 3 vector addresses"):
         experiment.run_experiments(config.replace(memory=[4, 2, 1]), output_dir=str(tmp_path / "bad"), log=None)
 
+
+
+def test_multiclass_collections_are_cached_and_checked(tmp_path):
+    from azero_jax import datasets
+
+    calls = []
+
+    def loader():
+        calls.append(1)
+        return datasets.load_digits()
+
+    cache = datasets.ProjectedTaskCache("digits", loader, str(tmp_path))
+    sizes = datasets.SplitSizes(40, 20, 20)
+    search_seeds = datasets.default_data_seeds(3)
+    final_seeds = datasets.held_out_data_seeds(2, search_seeds)
+    assert min(final_seeds) > max(search_seeds)
+    assert not set(datasets.projection_seeds(final_seeds)) & set(datasets.projection_seeds(search_seeds))
+    built = datasets.build_multiclass_collection(cache, final_seeds, 12, sizes, "final")
+    again = datasets.build_multiclass_collection(cache, final_seeds, 12, sizes, "final")
+    assert built == again and len(calls) == 1 and (cache.misses, cache.hits) == (1, 1)
+    tasks = built.tasks()
+    assert [t.num_classes for t in tasks] == [10, 10] and tasks[0].x_train.shape == (40, 12)
+    assert built.arrays()["x_test"].shape == (2, 20, 12)
+    _, projected, _ = datasets.multiclass_tasks(datasets.load_digits(), 2, features=12, sizes=sizes,
+                                                data_seeds=final_seeds, cap=False)
+    np.testing.assert_array_equal(built.arrays()["x_train"][1], projected[1].x_train)
+    with open(built.path, "r+b") as f:  # a corrupt file is rebuilt
+        f.seek(100)
+        f.write(b"garbage")
+    datasets.build_multiclass_collection(cache, final_seeds, 12, sizes, "final")
+    assert cache.rebuilt == 1 and datasets.load_checked_npz(built.path) is not None

@@ -36,6 +36,23 @@ baselines.json and checkpoint.json.
 --mix_mode=tasks instead gives every island half of its search tasks from
 each dataset. Select uses all search tasks; final tasks come from --dataset.
 
+--multiclass (the paper's §4.3 "multiple classes") runs the same config on
+10-class projected tasks of --dataset instead (`eval_type="multiclass"`,
+`num_classes=10`: features in v0, one-hot label in v1 during Learn, logits
+in v2; azero_jax/multiclass.py), built by the binary tasks' projection
+pipeline from the first ceil(total/10) images of each class: search (=
+select) tasks for the default data seeds, final tasks for the next data
+seeds (other projections and splits of the same classes: there are no
+held-out classes), cached like the binary collections (--cache_dir; the
+built-in digits cap the sizes to 1392 / 174 / 174 per task). It needs
+--features >= 10, runs on the xla backend (the default and "auto": pallas
+refuses multiclass tasks; --backend=reference works too) and takes neither
+--mix_dataset nor --preset=paper_full. Its baselines are the multiclass
+hand-written programs (softmax regression, the 2-layer softmax net:
+programs.MULTICLASS_HAND_WRITTEN) tuned the same way, the evolved program
+re-tuned, and optax softmax regression / MLP (softmax cross-entropy,
+accuracy by argmax).
+
 --preset=paper_full starts from the paper's full method at scale instead of
 the baseline preset (azero_jax/experiment/presets.py): 2000 islands of
 population 100, one child per island and step (so each step's children go to
@@ -74,6 +91,9 @@ PRESET_CHOICES = ("baseline", "paper_full")
 # flags come after them); `script_defaults` adds the backend and dtype.
 DEFAULTS: dict[str, Any] = dict(population_size=100, tournament_size=10, children_per_step=1, num_islands=1,
                                 random_seed=1000060, progress_every=1000, checkpoint_every_seconds=300.0)
+# --multiclass: the backend unless --backend names another (pallas refuses
+# multiclass tasks, so "auto" means xla there too).
+MULTICLASS_BACKEND = "xla"
 # Built by this script from the data flags, not settable by config flags.
 TASK_FIELDS = ("search_tasks", "select_tasks", "final_tasks", "island_task_groups")
 
@@ -93,6 +113,7 @@ class Options:
     num_test: int = datasets.DEFAULT_NUM_TEST
     num_search_tasks: int = 10
     num_final_tasks: int = 100
+    multiclass: bool = False
     resume: bool = False
     overwrite: bool = False
     mix_dataset: str | None = None
@@ -133,7 +154,11 @@ def build_config(opts: Options, log: Callable[[str], None] = print) -> tuple[exp
                                      "config for other tasks")
     if opts.preset not in PRESET_CHOICES:
         raise experiment.ConfigError(f"--preset must be one of {', '.join(PRESET_CHOICES)}, got {opts.preset!r}")
+    if opts.multiclass:
+        _check_multiclass(opts, overrides)
     defaults = script_defaults(overrides)
+    if opts.multiclass:
+        defaults["backend"] = MULTICLASS_BACKEND
     if opts.preset == "paper_full":
         if not opts.mix_dataset or opts.mix_mode != "islands":
             raise experiment.ConfigError("--preset=paper_full puts half the islands on each of two datasets: give "
@@ -144,6 +169,8 @@ def build_config(opts: Options, log: Callable[[str], None] = print) -> tuple[exp
     config = experiment.get_preset(opts.preset).replace(**{**defaults, **overrides})
     sizes = datasets.SplitSizes(opts.num_train, opts.num_valid, opts.num_test)
     t0 = time.monotonic()
+    if opts.multiclass:
+        return multiclass_config(config, opts, sizes, log)
     if opts.mix_mode not in ("islands", "tasks"):
         raise experiment.ConfigError(f"mix_mode must be 'islands' or 'tasks', got {opts.mix_mode!r}")
     by_island = bool(opts.mix_dataset) and opts.mix_mode == "islands"
@@ -185,6 +212,48 @@ def build_config(opts: Options, log: Callable[[str], None] = print) -> tuple[exp
     return config.replace(**tasks), data
 
 
+def _check_multiclass(opts: Options, overrides: dict[str, Any]) -> None:
+    """ConfigError for what --multiclass does not combine with; drops an
+    explicit --backend=auto from `overrides` (it means xla here)."""
+    if opts.preset != PRESET:
+        raise experiment.ConfigError(f"--multiclass starts from --preset={PRESET}; --preset={opts.preset} mixes two "
+                                     "datasets and is binary only")
+    if opts.mix_dataset:
+        raise experiment.ConfigError("--multiclass runs on the 10-class tasks of --dataset alone: drop --mix_dataset "
+                                     "(the mixed setting is binary only)")
+    if opts.features < datasets.NUM_CLASSES:
+        raise experiment.ConfigError(f"--multiclass needs --features >= {datasets.NUM_CLASSES} (the one-hot label and "
+                                     f"the {datasets.NUM_CLASSES} logits are F-vectors), got {opts.features}")
+    if str(overrides.get("backend", "")).strip().lower() == "auto":
+        overrides.pop("backend")
+
+
+def multiclass_config(config: experiment.ExperimentConfig, opts: Options, sizes: datasets.SplitSizes,
+                      log: Callable[[str], None] = print) -> tuple[experiment.ExperimentConfig, dict]:
+    """`config` with search (= select) and final tasks that are 10-class
+    projected tasks of --dataset (cached collections,
+    `datasets.multiclass_collections`), and a description of the data."""
+    t0 = time.monotonic()
+    search, final, used = datasets.multiclass_collections(
+        opts.dataset, opts.data_dir, features=opts.features, sizes=sizes, num_search_tasks=opts.num_search_tasks,
+        num_final_tasks=opts.num_final_tasks, cache_dir=opts.cache_dir, log=log)
+    seeds = lambda c: [{"data_seed": d, "seed": s} for d, s in zip(c.data_seeds, c.seeds, strict=True)]  # noqa: E731
+    data: dict[str, Any] = {
+        "dataset": opts.dataset, "task_type": "multiclass", "num_classes": search.num_classes,
+        "classes": list(search.classes), "features": opts.features, "sizes": dataclasses.asdict(used),
+        "requested_sizes": dataclasses.asdict(sizes), "search_collection": search.path,
+        "final_collection": final.path, "search_tasks": seeds(search), "final_tasks": seeds(final),
+    }
+    if used != sizes:
+        log(f"{opts.dataset}: sizes capped to the dataset: {used.train} train / {used.valid} valid / "
+            f"{used.test} test per task (requested {sizes.train}/{sizes.valid}/{sizes.test})")
+    log(f"data ready in {time.monotonic() - t0:.1f}s: {opts.dataset}, {search.num_classes} classes, "
+        f"F={opts.features}, {used.train}/{used.valid} train/valid, {opts.num_search_tasks} search + "
+        f"{opts.num_final_tasks} final tasks")
+    entries = [search.task_dict()]
+    return config.replace(search_tasks=entries, select_tasks=entries, final_tasks=[final.task_dict()]), data
+
+
 def run_baselines(config: experiment.ExperimentConfig, best_program, opts: Options,
                   log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Tuned hand-written programs, the re-tuned evolved program and the optax
@@ -205,14 +274,19 @@ def run_baselines(config: experiment.ExperimentConfig, best_program, opts: Optio
                                            name="evolved")
     rows.append(evolved.to_dict())
     for name in ("linear", "neural_net"):
-        rows.append(baselines_lib.tune_hand_written(name, select_tasks, final_tasks, memory, **kw).to_dict())
+        if opts.multiclass:  # the softmax programs, in their own memory (programs.MULTICLASS_NEURAL_NET_MEMORY)
+            rows.append(baselines_lib.tune_multiclass_hand_written(name, select_tasks, final_tasks, **kw).to_dict())
+        else:
+            rows.append(baselines_lib.tune_hand_written(name, select_tasks, final_tasks, memory, **kw).to_dict())
     rows.append(baselines_lib.retune_program(best_program, select_tasks, final_tasks, memory, **kw).to_dict())
     select_arrays = [datasets.load_checked_npz(s.path) for s in select_specs]
     if any(a is None for a in select_arrays):
         raise datasets.DatasetError("a select task file is missing or corrupt")
     stacked = {k: np.concatenate([a[k] for a in select_arrays]) for k in ("x_train", "y_train", "x_valid", "y_valid")}
     final_opt = {k: v for k, v in final_arrays.items() if opts.test_split or not k.endswith("_test")}
-    for r in baselines_lib.optax_baselines(stacked, final_opt, epochs=opts.optax_epochs, seed=config.random_seed):
+    num_classes = final_specs[0].num_classes if opts.multiclass else None
+    for r in baselines_lib.optax_baselines(stacked, final_opt, epochs=opts.optax_epochs, seed=config.random_seed,
+                                           num_classes=num_classes):
         rows.append(r.to_dict())
     log(f"baselines done in {time.monotonic() - t0:.1f}s")
     return rows
@@ -273,6 +347,9 @@ def define_flags() -> None:
     d["num_test"] = flags.DEFINE_integer("num_test", datasets.DEFAULT_NUM_TEST, "test examples per task")
     d["num_search_tasks"] = flags.DEFINE_integer("num_search_tasks", 10, "search (= select) tasks")
     d["num_final_tasks"] = flags.DEFINE_integer("num_final_tasks", 100, "final tasks, from the held-out pairs")
+    d["multiclass"] = flags.DEFINE_bool("multiclass", False, "10-class projected tasks of --dataset (the paper's "
+                                        "§4.3) instead of binary class pairs: xla backend, multiclass hand-written "
+                                        "and optax softmax baselines (see the docstring)")
     d["mix_dataset"] = flags.DEFINE_enum("mix_dataset", None, list(datasets.DATASETS),
                                          "second dataset for half the search tasks (mixed setting, see the "
                                          "docstring)")

@@ -43,7 +43,7 @@ from azero_jax.datasets.pairs import (
     ProjectedTask,
     SplitSizes,
     default_data_seeds,
-    stratified_split,
+    project_examples,
 )
 
 ALL_CLASSES = tuple(range(NUM_CLASSES))
@@ -99,23 +99,7 @@ def project_multiclass(dataset: ImageDataset, features: int, seed: int, sizes: S
         raise DatasetError(f"{dataset.name}: classes {list(classes)} have {x.shape[0]} images, fewer than the "
                            f"{sizes.total} needed for {sizes.train}/{sizes.valid}/{sizes.test} examples "
                            "(capped_multiclass_sizes gives sizes that fit)")
-    rest, test = stratified_split(y, sizes.train + sizes.valid, sizes.test, seed)
-    x_rest, y_rest, x_test, y_test = x[rest], y[rest], x[test], y[test]
-    train, valid = stratified_split(y_rest, sizes.train, sizes.valid, seed)
-    x_train, y_train, x_valid, y_valid = x_rest[train], y_rest[train], x_rest[valid], y_rest[valid]
-    np_state = np.random.get_state()
-    try:
-        np.random.seed(seed)
-        projection = np.random.randn(x.shape[1], features)
-    finally:
-        np.random.set_state(np_state)
-    x_train, x_valid, x_test = x_train @ projection, x_valid @ projection, x_test @ projection
-    mean = x_train.mean(axis=0)
-    scale = x_train.std(axis=0)
-    scale[scale == 0.0] = 1.0
-    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
-    return ProjectedTask(f32((x_train - mean) / scale), f32(y_train), f32((x_valid - mean) / scale), f32(y_valid),
-                         f32((x_test - mean) / scale), f32(y_test))
+    return project_examples(x, y, features, seed, sizes)
 
 
 def to_multiclass_task(projected: ProjectedTask, num_classes: int, *, index: int = 0, data_seed: int = 0,

@@ -221,6 +221,15 @@ def project_pair(dataset: ImageDataset, positive: int, negative: int, features: 
     if x.shape[0] < sizes.total:
         raise DatasetError(f"{dataset.name}: classes {positive}/{negative} have {x.shape[0]} images, fewer than "
                            f"the {sizes.total} needed for {sizes.train}/{sizes.valid}/{sizes.test} examples")
+    return project_examples(x, y, features, seed, sizes)
+
+
+def project_examples(x: np.ndarray, y: np.ndarray, features: int, seed: int, sizes: SplitSizes) -> ProjectedTask:
+    """The pipeline after the choice of images, for binary and multiclass
+    tasks alike: stratified train+valid / test split, then train / valid
+    (scikit-learn's algorithm, seeded by `seed`), the Gaussian projection
+    `np.random.seed(seed); randn(d, F)`, standardization fitted on train,
+    float32 storage."""
     rest, test = stratified_split(y, sizes.train + sizes.valid, sizes.test, seed)
     x_rest, y_rest, x_test, y_test = x[rest], y[rest], x[test], y[test]
     train, valid = stratified_split(y_rest, sizes.train, sizes.valid, seed)

@@ -255,6 +255,10 @@ def test_search_on_multiclass_npz_tasks(tmp_path):
         max_experiments=1, checkpoint_every_seconds=0.0)
     result = experiment.run_experiments(config, output_dir=str(tmp_path / "run"), log=None)
     assert 0.0 <= result.final_fitness <= 1.0 and result.num_experiments == 1
+    assert config.multiclass() and result.multiclass
+    from azero_jax import liveness, serialization
+    assert result.to_dict()["best_program_live_text"] == serialization.format_algorithm(
+        liveness.strip_dead_code(result.best_program, keep_positions=False, multiclass=True))
     with pytest.raises(ConfigError, match="at least 3 vector addresses"):
         experiment.run_experiments(config.replace(memory=[4, 2, 1]), output_dir=str(tmp_path / "bad"), log=None)
 

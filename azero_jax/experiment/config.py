@@ -278,6 +278,11 @@ class ExperimentConfig:
                               "every group needs at least one island")
         return groups
 
+    def multiclass(self) -> bool:
+        """Whether the final tasks are multiclass (prediction in v2, `azero_jax.multiclass`): the layout
+        a found program's live code is read in."""
+        return all(spec.eval_type == fitness_lib.MULTICLASS for spec in self.task_specs("final"))
+
     def island_tasks(self, search_specs: Sequence[tasks_lib.TaskSpec]) -> tuple[list[int], list[list[int]]] | None:
         """(group id per search task, task indices per island), or None when
         every island searches on every task."""

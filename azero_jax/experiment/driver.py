@@ -350,7 +350,7 @@ def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool =
         select_fitness=run.best["select_fitness"], final_fitness=final_fitness,
         best_experiment=run.best["experiment"], num_experiments=run.experiment_index, experiments=run.experiments,
         counters=dict(run.totals), elapsed_seconds=run.elapsed(), random_seed=run.random_seed, memory=memory,
-        profile=dict(run.profile))
+        profile=dict(run.profile), multiclass=config.multiclass())
     data = result.to_dict()
     data["config"] = config.to_dict()
     use = data["interpreter_use"]

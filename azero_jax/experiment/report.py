@@ -52,6 +52,7 @@ class ExperimentResult:
     # Wall seconds per phase of this session (select_mutate, probe, hash,
     # cache, full, select, ...) and its CPU seconds: profiling only.
     profile: dict[str, float] = dataclasses.field(default_factory=dict)
+    multiclass: bool = False  # the tasks' layout (prediction v2): what the live text is computed for
 
     def to_dict(self) -> dict[str, Any]:
         secs = max(self.elapsed_seconds, 1e-9)
@@ -68,7 +69,7 @@ class ExperimentResult:
             "best_program": serialization.algorithm_to_dict(self.best_program, self.memory),
             "best_program_text": serialization.format_algorithm(self.best_program),
             "best_program_live_text": serialization.format_algorithm(
-                liveness.strip_dead_code(self.best_program, keep_positions=False)),
+                liveness.strip_dead_code(self.best_program, keep_positions=False, multiclass=self.multiclass)),
         }
 
 

@@ -150,7 +150,8 @@ def finished_result(run: _Run, config: ExperimentConfig, output_dir: str) -> Exp
             best_experiment=int(data["best_experiment"]), num_experiments=int(data["num_experiments"]),
             experiments=list(data["experiments"]), counters=dict(data["counters"]),
             elapsed_seconds=float(data["elapsed_seconds"]), random_seed=int(data["random_seed"]),
-            memory=memory or config.memory_shape(1), profile=dict(data.get("profile") or {}))
+            memory=memory or config.memory_shape(1), profile=dict(data.get("profile") or {}),
+            multiclass=config.multiclass())
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     if result.num_experiments != run.experiment_index:

@@ -145,8 +145,11 @@ def test_paper_full_preset_keeps_its_scale_and_runs_small(script, tmp_path):
     small = _options(script, tmp_path, num_search_tasks=4, mix_dataset="digits", preset="paper_full",
                      num_islands=4, max_train_steps=200_000)
     small.config_overrides["migration_every"] = 2
+    small.worker_rate = 50.0
     result = script.run(small, log=lines.append)
     assert result["counters"]["hurdle_stops"] > 0  # the hurdle stopped some children early
+    assert result["workers_replaced"] == result["individuals_per_second"] / 50.0
+    assert any(line.startswith("this device searched as fast as ") for line in lines)
     assert result["config"]["num_islands"] == 4 and result["config"]["hurdle_tasks"] == 2
 
 

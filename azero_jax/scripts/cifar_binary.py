@@ -124,6 +124,7 @@ class Options:
     optax_epochs: int = 20
     test_split: bool = True
     preset: str = PRESET
+    worker_rate: float | None = None  # individuals/s of one reference worker (C++) on this config
     config_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -308,6 +309,14 @@ def run(opts: Options, *, log: Callable[[str], None] = print,
     results["data"] = data
     log(f"throughput: {results['individuals_per_second']:.2f} individuals/s, "
         f"{results['train_steps_per_second']:.0f} train steps/s ({config.backend} backend)")
+    if opts.worker_rate:
+        # The paper ran its full method on 10,000 single-core workers: how many such workers this run's
+        # device stands in for, at the rate the user measured for one (e.g. tools/compare_reference.py's
+        # throughput round of the authors' C++ on this config's shape).
+        results["worker_rate"] = opts.worker_rate
+        results["workers_replaced"] = results["individuals_per_second"] / opts.worker_rate
+        log(f"this device searched as fast as {results['workers_replaced']:.1f} workers of "
+            f"{opts.worker_rate:g} individuals/s each (--worker_rate)")
     notes = []
     if not os.path.exists(os.path.join(opts.output_dir, "fitness.png")):  # the driver's plot (logged its note)
         notes.append(f"fitness.png skipped: {plots.MISSING_NOTE}")
@@ -361,6 +370,10 @@ def define_flags() -> None:
                                     "the config to start from: baseline (the reference's run_baseline.sh) or "
                                     "paper_full (the paper's full method at scale: 2000 islands of 100, half on "
                                     "--dataset, half on --mix_dataset, hurdles; lower --islands on a small device)")
+    d["worker_rate"] = flags.DEFINE_float(
+        "worker_rate", None, "individuals/s of one reference worker (the authors' C++ on one core) on this config, "
+        "e.g. from tools/compare_reference.py's baseline throughput round: the run then reports how many such "
+        "workers the device stands in for (results.json: workers_replaced)", lower_bound=0.0)
     d["baselines"] = flags.DEFINE_bool("baselines", True, "tune and report the baselines")
     d["baseline_trials"] = flags.DEFINE_integer("baseline_trials", 20, "random-search trials per tuned program")
     d["optax_epochs"] = flags.DEFINE_integer("optax_epochs", 20, "epochs of the optax logistic regression / MLP")

@@ -1,7 +1,7 @@
 """Multiclass tasks (`azero_jax.multiclass`): the oracle's rules on
 hand-computed cases, the task checks, the xla backend against the oracle,
 the hand-written softmax-regression / 2-layer-net programs on the built-in
-10-class digits, and the pallas refusal."""
+10-class digits (the pallas kernel's parity: tests/test_pallas_backend.py)."""
 
 from __future__ import annotations
 
@@ -196,12 +196,12 @@ def test_tasks_of_one_batch_share_the_layout():
         jax_eval.TaskArrays([binary, _task(np.zeros((2, 4)), [0, 1])])
 
 
-def test_pallas_refuses_multiclass():
+def test_pallas_backend_takes_multiclass_tasks():
     from azero_jax.evaluation import make_backend
 
     task = _task(np.zeros((2, 4)), [0, 1])
-    with pytest.raises(ValueError, match="pallas backend does not run multiclass tasks.*--backend=xla"):
-        make_backend("pallas", [task], MEMORY, interpret=True)
+    backend = make_backend("pallas", [task], MEMORY, interpret=True)
+    assert backend.groups[0].num_classes == 2  # its parity with xla and the oracle: tests/test_pallas_backend.py
 
 
 # ---------------------------------------------- baselines on 10-class digits --

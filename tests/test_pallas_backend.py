@@ -23,6 +23,12 @@ inputs, 1-2 epochs, early stops), every (program, task) pair checked against
 exact. The all-ops sample contains transcendental ops, where XLA and libm
 may differ by an ulp (see tests/test_jax_parity.py); this fixed sample has
 no such case.
+
+Multiclass tasks (`azero_jax.multiclass`, `pallas_eval.example_rules`): ~100
+programs incl. undefined softmaxes (NaN / +-inf logits) against the xla
+backend (bit for bit but for last-ulp op differences in a train error) and
+the oracle, the backend's `full` and FEC probe against both, the CUDA
+lowering at F = 16, C = 10, and preflight accepting `backend=pallas`.
 """
 
 from __future__ import annotations
@@ -444,3 +450,172 @@ def test_benchmark_backends_flag_rejects_unknown_names():
     out = subprocess.run([sys.executable, str(BENCH), "--backends=xla,tpu"], capture_output=True, text=True,
                          cwd=BENCH.parents[1], timeout=120)
     assert out.returncode != 0 and "--backends takes distinct names from xla, pallas" in out.stderr + out.stdout
+
+
+# ---------------------------------------------------------------- multiclass tasks --
+
+MC_MEMORY = MemoryShape(4, 3, 1, 4)  # v0 features, v1 one-hot label, v2 logits
+
+
+def _multiclass_tasks(rng, features: int = 4, num_classes: int = 3, num_train: int = 8, num_valid: int = 4):
+    """Multiclass tasks at scales 1, 30, 1e150 (squares overflow: inf / NaN
+    logits) and 1e-3, 1-2 epochs."""
+    out = []
+    n = num_train + num_valid
+    for i, scale in enumerate((1.0, 30.0, 1e150, 1e-3)):
+        x = rng.normal(size=(n, features)) * scale
+        y = rng.integers(0, num_classes, size=n).astype(np.float64)
+        out.append(tasks.Task(x[:num_train], y[:num_train], x[num_train:], y[num_train:], eval_type="multiclass",
+                              num_classes=num_classes, num_train_epochs=1 + i % 2, data_seed=7 + i, index=i))
+    return out
+
+
+def _undefined_softmax_programs():
+    """Hand-written logits: the features (argmax of x[:C]), +inf where x != 0
+    (softmax undefined: train error NaN, a stop; valid error inf), -inf
+    everywhere (undefined too), a NaN in class 1 only (the argmax's
+    definedness test; Triton's `maxnumf` would drop it, see
+    `pallas_eval.example_rules`), logits accumulating Learn's `v1 - v2`
+    (one-hot minus the softmax written back), and logits s2 * x with s2 set
+    to inf by Predict and back to 1 by Learn: finite in training, undefined
+    from the second validation example on (valid error inf, a stop)."""
+    from azero_jax.program import Algorithm
+    from azero_jax.program import make_instruction as ins
+
+    copy = (ins("VECTOR_SUM", in1=0, in2=1, out=2),)  # v2 = v0 + v1 (v1 = 0 during Predict)
+
+    def scaled(d):
+        return Algorithm(setup=(ins("SCALAR_CONST_SET", out=2, d=d),),
+                         predict=(ins("VECTOR_ABS", in1=0, out=2), ins("SCALAR_VECTOR_PRODUCT", in1=2, in2=2, out=2)))
+
+    return [Algorithm(predict=copy), scaled(np.inf), scaled(-np.inf),
+            Algorithm(predict=copy + (ins("VECTOR_CONST_SET", out=2, f0=0.3, f1=np.nan),)),
+            Algorithm(predict=(ins("VECTOR_SUM", in1=0, in2=2, out=2),), learn=(ins("VECTOR_DIFF", in1=1, in2=2, out=2),)),
+            Algorithm(predict=(ins("SCALAR_VECTOR_PRODUCT", in1=2, in2=0, out=2), ins("SCALAR_CONST_SET", out=2, d=np.inf)),
+                      learn=(ins("SCALAR_CONST_SET", out=2, d=1.0),))]
+
+
+def _same_bits(a, b) -> bool:
+    """Equal, NaN equal to NaN (any payload)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+
+
+def test_multiclass_parity_with_xla_and_oracle():
+    """~100 programs (96 random over all 65 ops with NaN / inf / huge
+    constants, plus `_undefined_softmax_programs`) on 4 multiclass tasks (C =
+    3, F = 4): the kernel (float64 interpret) gives the xla backend's fitness,
+    train steps, stop flags, predicted classes and validation flags bit for
+    bit (NaN equal; validation-stop flags on validated epochs: the xla
+    backend also sets them on epochs it did not validate), its per-step
+    train errors up to last-ulp differences of the ops (transcendentals,
+    as on binary tasks), and the oracle's fitness within 1e-12, train steps
+    and stop flags; ~25 s."""
+    from azero_jax import jax_eval
+
+    rng = np.random.default_rng(21)
+    task_list = _multiclass_tasks(rng)
+    programs = parity.random_programs(rng, MC_MEMORY, 96, max_size=8) + _undefined_softmax_programs()
+    fit, det = _check_against_reference(programs, task_list, MC_MEMORY, 5, ops_lib.ALL_OPS, batch_size=128)
+    xfit, xdet = jax_eval.evaluate_batch(programs, task_list, MC_MEMORY, op_subsets={c: ops_lib.ALL_OPS for c in COMPONENTS},
+                                         seed=5, return_details=True, batch_size=128)
+    assert _same_bits(fit, xfit)
+    for name in ("train_steps", "stopped_early", "valid_predictions", "validated"):
+        assert _same_bits(getattr(det, name), getattr(xdet, name)), name
+    # Train errors: one of the 6464 differs in its last bit (program 57, task 1, step 2: the kernel's error is
+    # the oracle's, the xla backend's is an ulp off, from the logits its ops computed); the rest are equal.
+    np.testing.assert_allclose(det.train_errors, xdet.train_errors, rtol=0, atol=TOL, equal_nan=True)
+    assert (~((det.train_errors == xdet.train_errors) | np.isnan(det.train_errors) & np.isnan(xdet.train_errors))
+            ).sum() <= 2
+    assert np.array_equal(det.valid_stopped & det.validated, xdet.valid_stopped & xdet.validated)
+    # The sample covers what the multiclass rules do: accuracy, NaN train errors (stops), undefined argmaxes.
+    steps = np.arange(det.train_errors.shape[2])[None, None, :] < det.train_steps[:, :, None]
+    nan_valid = np.isnan(det.valid_predictions) & det.validated[..., None]
+    assert (fit > 0).sum() > 100 and det.stopped_early.sum() > 30
+    assert (np.isnan(det.train_errors) & steps).sum() > 30 and nan_valid.sum() > 10
+    assert (det.valid_stopped & det.validated).sum() >= 4
+    n = len(programs) - 6
+    assert det.stopped_early[n + 1:n + 4].all() and not det.stopped_early[n].any()  # undefined: a stop at once
+    assert (det.train_steps[n + 1:n + 4] == 1).all() and not det.validated[n + 1:n + 4].any()
+    last = det.valid_predictions[n + 5][det.validated[n + 5]]  # (validated epochs, NV)
+    assert not np.isnan(last[:, 0]).any() and np.isnan(last[:, 1:]).all() and (fit[n + 5] == 0).all()
+    assert det.valid_stopped[n + 5][det.validated[n + 5]].all()
+
+
+def test_multiclass_backend_full_and_probe_equal_xla():
+    """The pallas backend on multiclass and binary tasks (two task groups of
+    one backend, as on the xla backend): `full` fitness and train steps and
+    the FEC probe's error sequences equal the xla backend's bit for bit on
+    the multiclass jobs (NaN equal), and the oracle's within 1e-12 on all;
+    one batch mixing the two is refused in one line."""
+    from azero_jax.evaluation.xla_backend import op_subsets_for
+    from azero_jax.program import Algorithm
+
+    rng = np.random.default_rng(12)
+    mc_tasks = _multiclass_tasks(rng)
+    task_list = mc_tasks + parity.random_tasks(rng, 4, num_tasks=2, num_train=8, num_valid=4)
+    programs = parity.random_programs(rng, MC_MEMORY, 27, max_size=8, op_ids=ops_lib.DEMO_OPS)
+    programs += _undefined_softmax_programs()
+    subsets = op_subsets_for(OP_SUBSETS, *programs)
+    made = {name: evaluation.make_backend(name, task_list, MC_MEMORY, dtype="float64", op_subsets=subsets, chunk=16)
+            for name in ("pallas", "xla", "reference")}
+    assert isinstance(made["pallas"], PallasBackend) and len(made["pallas"].groups) == 2
+    n_p, n_t = len(programs), len(task_list)
+    jobs = evaluation.Jobs(np.repeat(np.arange(n_p), n_t), np.tile(np.arange(n_t), n_p),
+                           rng.integers(1, 17, size=n_p * n_t), np.repeat(rng.integers(0, 2**32, size=n_p), n_t))
+    is_mc = jobs.task < len(mc_tasks)
+    full = {name: b.full(programs, jobs) for name, b in made.items()}
+    assert _same_bits(full["pallas"].fitness[is_mc], full["xla"].fitness[is_mc])
+    np.testing.assert_allclose(full["pallas"].fitness, full["reference"].fitness, rtol=0, atol=TOL)
+    for name in ("xla", "reference"):
+        np.testing.assert_array_equal(full["pallas"].train_steps, full[name].train_steps)
+    assert (full["pallas"].fitness[is_mc] > 0).sum() > 40
+    probes = {name: b.probe(programs, jobs, num_train=5, num_valid=3, seed=9) for name, b in made.items()}
+    got = probes["pallas"]
+    mask = np.arange(got.errors.shape[1])[None, :] < got.lengths[:, None]
+    for name in ("xla", "reference"):
+        np.testing.assert_array_equal(got.lengths, probes[name].lengths)
+        np.testing.assert_array_equal(got.train_steps, probes[name].train_steps)
+    assert _same_bits(np.where(mask, got.errors, 0)[is_mc], np.where(mask, probes["xla"].errors, 0)[is_mc])
+    np.testing.assert_allclose(np.where(mask, got.errors, 0), np.where(mask, probes["reference"].errors, 0),
+                               rtol=0, atol=TOL)
+    assert (np.isnan(got.errors) & mask)[is_mc].any() and (np.isinf(got.errors) & mask)[is_mc].any()
+    with pytest.raises(ValueError, match="all be multiclass tasks with the same num_classes") as e:
+        pallas_eval.evaluate_batch(programs[:1], task_list, MC_MEMORY, interpret=True)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="at least 3 vector addresses"):
+        pallas_eval.evaluate_batch([Algorithm()], mc_tasks, MemoryShape(4, 2, 1, 4), interpret=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_multiclass_cuda_lowering_f16_c10(dtype):
+    """Multiclass tasks at F = 16, C = 10 (the projected 10-class digits /
+    CIFAR-10 shape), all 65 ops, with the probe's details: one Triton
+    custom call on this CPU-only machine (the per-class loads, the softmax,
+    argmax and one-hot lower; ~3 s)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 16))
+    y = (np.arange(30) % 10).astype(np.float64)
+    task_list = [tasks.Task(x[:20], y[:20], x[20:], y[20:], eval_type="multiclass", num_classes=10, index=i)
+                 for i in range(4)]
+    backend = PallasBackend(task_list, MemoryShape(4, 4, 2, 16), dtype=dtype, interpret=False)
+    cfg = backend.kernel_config(batch=32, details=True)
+    assert cfg.num_classes == 10 and cfg.backend == "triton" and pallas_eval.triton_problem(cfg) is None
+    assert pallas_eval.export_cuda(cfg).mlir_module().count(pallas_eval.TRITON_CALL) == 1
+
+
+def test_preflight_runs_pallas_on_multiclass_tasks(tmp_path):
+    from azero_jax import experiment
+    from azero_jax.experiment import preflight
+    from azero_jax.experiment.config import ConfigError
+
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "mc.npz")
+    np.savez(path, x_train=rng.normal(size=(2, 20, 4)), y_train=rng.integers(0, 3, size=(2, 20)),
+             x_valid=rng.normal(size=(2, 10, 4)), y_valid=rng.integers(0, 3, size=(2, 10)))
+    entry = {"kind": "explicit", "eval_type": "multiclass", "path": path, "num_tasks": 2, "num_classes": 3}
+    config = experiment.get_preset("tiny").replace(backend="pallas", search_tasks=[entry], select_tasks=[entry],
+                                                  final_tasks=[entry])
+    preflight.check_runnable(config)
+    with pytest.raises(ConfigError, match="at least 3 vector addresses"):
+        preflight.check_runnable(config.replace(memory=[4, 2, 1]))

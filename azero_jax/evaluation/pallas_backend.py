@@ -3,8 +3,10 @@
 
 Same task grouping and `Jobs` semantics as the xla backend, whose host code
 it reuses (it subclasses `XlaBackend` and replaces only how a chunk of
-programs is run): tasks sharing (F, num_train, num_valid, island group) are
-one call; a program's jobs share one random stream seed; lanes nobody asked
+programs is run): tasks sharing (F, num_train, num_valid, island group,
+multiclass C or 0) are one call (multiclass tasks: `pallas_eval.example_rules`;
+the probe's valid errors come from the predicted classes, as on the xla
+backend); a program's jobs share one random stream seed; lanes nobody asked
 for train on 0 examples and are dropped.
 
 `full`: the kernel writes per (program, task) the per-epoch validation loss
@@ -67,8 +69,6 @@ class PallasBackend(XlaBackend):
                  op_subsets: dict[str, Sequence[int]] | None = None, chunk: int = DEFAULT_CHUNK,
                  task_groups: Sequence[int] | None = None, interpret: bool | None = None,
                  max_task_block: int | None = None):
-        if any(t.eval_type == fitness_lib.MULTICLASS for t in tasks):
-            raise ValueError("the pallas backend does not run multiclass tasks (yet); use --backend=xla")
         super().__init__(tasks, memory, max_abs_error=max_abs_error, dtype=dtype, op_subsets=op_subsets,
                          chunk=chunk, task_groups=task_groups)
         self.interpret = pallas_eval.default_interpret() if interpret is None else bool(interpret)

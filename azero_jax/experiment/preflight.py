@@ -31,9 +31,6 @@ def check_runnable(config: ExperimentConfig) -> None:
             if spec.eval_type == fitness_lib.MULTICLASS and config.memory[1] < multiclass.MIN_VECTORS:
                 raise ConfigError(f"{where}: multiclass tasks need memory with at least {multiclass.MIN_VECTORS} "
                                   f"vector addresses (v0 features, v1 label, v2 prediction), got {config.memory[1]}")
-            if spec.eval_type == fitness_lib.MULTICLASS and config.backend == "pallas":
-                raise ConfigError(f"{where}: the pallas backend does not run multiclass tasks (yet); use "
-                                  "--backend=xla (or auto)")
             if spec.kind == tasks_lib.EXPLICIT:
                 if not os.path.exists(spec.path):
                     raise ConfigError(f"{which} task data file {spec.path!r} does not exist"

@@ -34,8 +34,12 @@ per task, laid out address-major: (S, T), (V, T, F), (M, T, F, F)) lives in
 the instance's blocks of output refs for the whole evaluation: Setup, then
 per epoch the train loop (v0 = x, s0 = 0, Predict, sigmoid on classification
 tasks, early stop on a NaN error or one > max_abs_error, v0 = x, s0 = y,
-Learn) and the validation pass. Each component runs a `fori_loop` up to the
-program's TRUE length (not the batch's longest), and is skipped when no task
+Learn) and the validation pass; on multiclass tasks (a task group is all
+multiclass with one C, or none) v1 = 0 / the one-hot label, the padded
+softmax of v2's C logits before Learn and the argmax in validation: the
+shared rules of `azero_jax.multiclass` run on per-class loads
+(`example_rules`: Triton has no slice rule). Each component runs a
+`fori_loop` up to the program's TRUE length (not the batch's longest), and is skipped when no task
 of the instance is active. Random-set ops draw the counter-based stream
 (`azero_jax.rng`) keyed exactly as the XLA interpreter and the reference key
 them, so draws are bit-identical. Only per (program, task): per-epoch loss,
@@ -57,7 +61,11 @@ with the xla backend to 1.7e-8; no float32 test yet). Every one of the 65
 ops, and the whole table in one kernel, lowers for CUDA to exactly one
 `__gpu$xla.gpu.triton` custom call via `jax.export(platforms=["cuda"])` on a
 CPU-only machine, float32 and float64; it has not yet been compiled or run
-on a GPU. Shape rules for Triton: F must be a
+on a GPU. Multiclass tasks: float64 interpret mode gives the xla backend's
+fitness, steps and predicted classes bit for bit (train errors up to the
+ops' last-ulp differences) and lowers for CUDA at F = 16, C = 10
+(tests/test_pallas_backend.py); the NaN-propagating max Triton's `maxnumf`
+would lose is explicit (`example_rules`). Shape rules for Triton: F must be a
 power of two (vector/matrix values are Triton tensors); tasks, epochs,
 memory banks and detail arrays are padded to powers of two here. The
 lowering checks neither that nor, in general, size: Triton's Python
@@ -97,6 +105,7 @@ from azero_jax.jax_eval._batch import (
     x64_scope,
 )
 from azero_jax.jax_eval.compile import CompiledBatch, compile_programs
+from azero_jax.multiclass import MIN_VECTORS
 from azero_jax.pallas_eval.kernel import (
     OUTPUT_NAMES,
     TRITON_MAX_TENSOR_NUMEL,
@@ -162,6 +171,9 @@ def kernel_config(batch: CompiledBatch, arrays: TaskArrays, memory: MemoryShape,
     down to a power of two; None: as many as fit, `KernelConfig.task_block`)."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if arrays.num_classes and memory.vectors < MIN_VECTORS:
+        raise ValueError(f"multiclass tasks need at least {MIN_VECTORS} vector addresses (v0 features, v1 label, "
+                         f"v2 prediction), got memory with {memory.vectors}")
     interpret = default_interpret() if interpret is None else bool(interpret)
     if backend is None and not interpret:
         backend = "triton"  # Pallas's default GPU lowering (Mosaic GPU) refuses the row reductions
@@ -171,7 +183,7 @@ def kernel_config(batch: CompiledBatch, arrays: TaskArrays, memory: MemoryShape,
         num_train=arrays.num_train, num_valid=arrays.num_valid, num_tasks=pow2(len(arrays.tasks)),
         lengths=batch.length_buckets, batch=batch.batch, max_abs_error=float(max_abs_error),
         details=bool(return_details), interpret=interpret, backend=backend, num_warps=num_warps,
-        max_task_block=None if max_task_block is None else int(max_task_block))
+        max_task_block=None if max_task_block is None else int(max_task_block), num_classes=arrays.num_classes)
     problem = None if interpret else triton_problem(cfg)
     if problem:
         raise ValueError(problem)
@@ -248,7 +260,8 @@ def _host_fitness(lanes: dict[str, np.ndarray], arrays: TaskArrays) -> np.ndarra
     with np.errstate(all="ignore"):
         fit = fitness_lib.fitness_from_loss(np, lanes["loss"].astype(np.float64),
                                             counts[None, :, None].astype(np.float64),
-                                            arrays.classification[None, :, None], lanes["validated"] & ~lanes["vstop"])
+                                            arrays.scored_by_accuracy[None, :, None],
+                                            lanes["validated"] & ~lanes["vstop"])
     return np.maximum(fit.max(axis=0), fitness_lib.MIN_FITNESS)
 
 
@@ -298,9 +311,7 @@ def dispatch_batch(programs: Sequence[Algorithm] | ProgramArrays, tasks: Sequenc
     a minimum length bucket, as `compile_programs` takes it: pins the
     kernel's shapes across calls; `max_task_block`: caps the tasks per
     kernel instance, see `kernel_config`)."""
-    arrays = tasks if isinstance(tasks, TaskArrays) else TaskArrays(tasks)
-    if getattr(arrays, "num_classes", 0):
-        raise ValueError("the pallas kernel does not run multiclass tasks (yet); use the xla backend")
+    arrays = tasks if isinstance(tasks, TaskArrays) else TaskArrays(tasks)  # refuses mixing multiclass and not
     memory = memory.with_features(arrays.features)
     batch = compile_programs(programs, memory, op_subsets=op_subsets, batch_size=batch_size, min_lengths=min_lengths)
     cfg = kernel_config(batch, arrays, memory, op_subsets=op_subsets, dtype=dtype, max_abs_error=max_abs_error,

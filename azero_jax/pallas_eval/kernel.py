@@ -21,11 +21,11 @@ import numpy as np
 from jax import lax
 from jax.experimental import pallas as pl
 
-from azero_jax import fitness as fitness_lib
 from azero_jax import ops as ops_lib
 from azero_jax import rng as rng_lib
 from azero_jax.jax_eval.compile import CompiledBatch
 from azero_jax.jax_eval.kernels import XP
+from azero_jax.pallas_eval.example_rules import ExampleRules
 from azero_jax.program import COMPONENTS
 
 _trace_count = 0
@@ -66,6 +66,7 @@ class KernelConfig:
     backend: str | None = None  # "triton": Triton compiler params (the CUDA lowering); None = Pallas's default
     num_warps: int | None = None
     max_task_block: int | None = None  # cap on tasks per instance (rounded down to a power of two); None: no cap
+    num_classes: int = 0  # C > 0: multiclass tasks (label v1, logits v2: `pallas_eval.example_rules`)
 
     @property
     def epochs_padded(self) -> int:
@@ -352,14 +353,9 @@ def _kernel(cfg: KernelConfig, *refs):
         ints_ref, floats_ref, length = comps[comp]
         _run_component(cfg, comp, ints_ref, floats_ref, length, mem, active, seed, task_index, phase, example)
 
-    def set_inputs(x, label, active):
-        fa, la = ops_lib.FEATURES_ADDRESS, ops_lib.LABEL_ADDRESS
-        v_ref[fa] = jnp.where(active[:, None], x, v_ref[fa])
-        s_ref[la] = jnp.where(active, label, s_ref[la])
-
+    rules = ExampleRules(cfg, s_ref, v_ref, cls, max_abs_error)  # binary / multiclass per-example rules
     run(0, jnp.ones((tp,), bool), rng_lib.PHASE_SETUP, jnp.int32(0))
     zero = jnp.zeros((tp,), dtype)
-    pa = ops_lib.PREDICTION_ADDRESS
 
     def epoch_body(epoch, carry):
         def train_body(n, carry):
@@ -368,16 +364,13 @@ def _kernel(cfg: KernelConfig, *refs):
             active = alive & (step < n_lane)
             x = x_steps_ref[epoch, n]  # (Tb, F)
             y = y_steps_ref[epoch, n]  # (Tb,)
-            set_inputs(x, zero, active)
+            rules.set_inputs(x, rules.hidden, active)
             run(1, active, rng_lib.PHASE_TRAIN, step)
-            raw = s_ref[pa]
-            s1 = fitness_lib.train_prediction(jnp, raw, cls)
-            s_ref[pa] = jnp.where(active, s1, raw)
-            error, bad = fitness_lib.train_error(jnp, y, s1, max_abs_error)
+            error, bad = rules.train(y, active)
             steps = steps + active.astype(jnp.int32)
             learn_active = active & ~bad
             alive = alive & ~(active & bad)
-            set_inputs(x, y, learn_active)
+            rules.set_inputs(x, rules.learn_label(y), learn_active)
             run(2, learn_active, rng_lib.PHASE_TRAIN, step)
             if cfg.details:
                 detail_refs[0][step] = error.astype(dtype)
@@ -389,11 +382,10 @@ def _kernel(cfg: KernelConfig, *refs):
         def valid_body(i, carry):
             loss, vstop = carry
             here = validated & (i < n_valid_lane)  # a ragged group's shorter validation sets end early
-            set_inputs(x_valid_ref[i], zero, here)
+            rules.set_inputs(x_valid_ref[i], rules.hidden, here)
             run(1, here, rng_lib.PHASE_VALID, epoch * n_valid + i)
-            pred = s_ref[pa]
-            error, stop = fitness_lib.valid_error(jnp, y_valid_ref[i], pred, cls, max_abs_error)
-            loss = jnp.where(vstop | ~here, loss, loss + fitness_lib.loss_term(jnp, error, cls).astype(dtype))
+            pred, _, term, stop = rules.valid(y_valid_ref[i])
+            loss = jnp.where(vstop | ~here, loss, loss + term)
             if cfg.details:
                 detail_refs[1][epoch, i] = pred
             return loss, vstop | (stop & here)

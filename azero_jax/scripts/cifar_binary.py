@@ -45,8 +45,8 @@ select) tasks for the default data seeds, final tasks for the next data
 seeds (other projections and splits of the same classes: there are no
 held-out classes), cached like the binary collections (--cache_dir; the
 built-in digits cap the sizes to 1392 / 174 / 174 per task). It needs
---features >= 10, runs on the xla backend (the default and "auto": pallas
-refuses multiclass tasks; --backend=reference works too) and takes neither
+--features >= 10, runs on the same backends as binary tasks (the
+default batched one; pallas has the multiclass branch too) and takes neither
 --mix_dataset nor --preset=paper_full. Its baselines are the multiclass
 hand-written programs (softmax regression, the 2-layer softmax net:
 programs.MULTICLASS_HAND_WRITTEN) tuned the same way, the evolved program
@@ -91,9 +91,6 @@ PRESET_CHOICES = ("baseline", "paper_full")
 # flags come after them); `script_defaults` adds the backend and dtype.
 DEFAULTS: dict[str, Any] = dict(population_size=100, tournament_size=10, children_per_step=1, num_islands=1,
                                 random_seed=1000060, progress_every=1000, checkpoint_every_seconds=300.0)
-# --multiclass: the backend unless --backend names another (pallas refuses
-# multiclass tasks, so "auto" means xla there too).
-MULTICLASS_BACKEND = "xla"
 # Built by this script from the data flags, not settable by config flags.
 TASK_FIELDS = ("search_tasks", "select_tasks", "final_tasks", "island_task_groups")
 
@@ -156,10 +153,8 @@ def build_config(opts: Options, log: Callable[[str], None] = print) -> tuple[exp
     if opts.preset not in PRESET_CHOICES:
         raise experiment.ConfigError(f"--preset must be one of {', '.join(PRESET_CHOICES)}, got {opts.preset!r}")
     if opts.multiclass:
-        _check_multiclass(opts, overrides)
+        _check_multiclass(opts)
     defaults = script_defaults(overrides)
-    if opts.multiclass:
-        defaults["backend"] = MULTICLASS_BACKEND
     if opts.preset == "paper_full":
         if not opts.mix_dataset or opts.mix_mode != "islands":
             raise experiment.ConfigError("--preset=paper_full puts half the islands on each of two datasets: give "
@@ -213,9 +208,8 @@ def build_config(opts: Options, log: Callable[[str], None] = print) -> tuple[exp
     return config.replace(**tasks), data
 
 
-def _check_multiclass(opts: Options, overrides: dict[str, Any]) -> None:
-    """ConfigError for what --multiclass does not combine with; drops an
-    explicit --backend=auto from `overrides` (it means xla here)."""
+def _check_multiclass(opts: Options) -> None:
+    """ConfigError for what --multiclass does not combine with."""
     if opts.preset != PRESET:
         raise experiment.ConfigError(f"--multiclass starts from --preset={PRESET}; --preset={opts.preset} mixes two "
                                      "datasets and is binary only")
@@ -225,8 +219,6 @@ def _check_multiclass(opts: Options, overrides: dict[str, Any]) -> None:
     if opts.features < datasets.NUM_CLASSES:
         raise experiment.ConfigError(f"--multiclass needs --features >= {datasets.NUM_CLASSES} (the one-hot label and "
                                      f"the {datasets.NUM_CLASSES} logits are F-vectors), got {opts.features}")
-    if str(overrides.get("backend", "")).strip().lower() == "auto":
-        overrides.pop("backend")
 
 
 def multiclass_config(config: experiment.ExperimentConfig, opts: Options, sizes: datasets.SplitSizes,

@@ -151,3 +151,20 @@ def test_train_examples_batch_equals_per_program():
         got = budget.train_examples_batch(arrays, budgets)
         assert got.dtype == np.int64 and got.tolist() == want
         assert 0 < (got[:, -1] > 0).mean() < 1  # both decisions occur
+
+
+def test_state_is_compact_and_reads_the_older_entries_form():
+    cache = FECCache(FECSpec(cache_size=5, forget_every=9))
+    for k, v in ((3, 0.25), (2**64 - 1, -0.0), (17, 1.0 / 3.0)):
+        cache.insert(k, v)
+    cache.find(3)
+    state = json.loads(json.dumps(cache.to_state()))
+    assert "entries" not in state and {"keys", "fitness", "counts"} <= set(state)
+    back = FECCache.from_state(state)
+    assert list(back._entries) == [2**64 - 1, 17, 3]  # LRU order kept, the largest uint64 key too
+    assert [np.float64(v[0]).tobytes() for v in back._entries.values()] == [
+        np.float64(v).tobytes() for v in (-0.0, 1.0 / 3.0, 0.25)]  # bit for bit (the sign of zero too)
+    assert [v[1] for v in back._entries.values()] == [1, 1, 2]
+    older = {"spec": state["spec"], "hits": 1, "misses": 0,
+             "entries": [[str(k), v[0], v[1]] for k, v in back._entries.items()]}  # checkpoints of earlier versions
+    assert FECCache.from_state(older).to_state() == cache.to_state()

@@ -20,6 +20,10 @@ the F^3 product, random ops; every group of the 65-op table) run under
 `lax.cond` only when some lane of the batch needs them at this position (a
 (positions, groups) table computed once per call, outside the example loops),
 so a 65-op table costs little more than the experiment's subset.
+Unrolling the position loop instead (a Python loop over the padded
+positions) was measured on the demo (128 programs, float64, 2-core CPU):
+XLA fused nothing across positions, 902 kernels per train step instead of
+78, 0.82 M instead of 6.7 M train steps/s, 14 s compile instead of 0.9 s.
 """
 
 from __future__ import annotations

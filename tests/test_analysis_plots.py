@@ -48,7 +48,7 @@ def test_the_driver_writes_fitness_png_and_select_checks(tiny_run):
 
 def test_plot_progress_redraws_from_the_files(tiny_run, tmp_path):
     out, _ = tiny_run
-    curves = plots.read_progress(out / "progress.csv")
+    curves = plots.read_progress(out / "progress.csv").curves
     assert sorted(curves) == [1, 2] and all(len(c["indivs"]) >= 2 for c in curves.values())
     png = plots.plot_progress(out / "progress.csv", tmp_path / "again.png")
     assert png == tmp_path / "again.png" and _is_png(png)

@@ -23,7 +23,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 MISSING_NOTE = "matplotlib is not installed: pip install 'azero-jax[plot]' to get fitness.png"
 SELECT_CHECKS_FILE = "select_checks.csv"  # beside progress.csv (written by experiment/report.py)
@@ -50,26 +50,27 @@ def _float(value: str) -> float:
         return math.nan
 
 
-def read_progress(progress_csv: str | os.PathLike) -> dict[int, dict[str, list[float]]]:
-    """progress.csv as {experiment: {"indivs", "mean", "best_fit": [...]}},
-    in file order (x = individuals of that experiment's search); the
-    distributed search's file has an island column instead (one curve per
-    island, `group_column` says which)."""
+class Progress(NamedTuple):
+    """A progress.csv's curves: `group` is the column they are grouped by
+    ("experiment": the driver's runs; "island": `azero-search-distributed`),
+    `curves` {group value: {"indivs", "mean", "best_fit": [...]}} in file
+    order (x = individuals of that search or island)."""
+
+    group: str
+    curves: dict[int, dict[str, list[float]]]
+
+
+def read_progress(progress_csv: str | os.PathLike) -> Progress:
+    """progress.csv's curves, one per experiment (or island)."""
     curves: dict[int, dict[str, list[float]]] = {}
     with open(progress_csv, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
-        group = group_column(reader.fieldnames or ())
+        group = "experiment" if "experiment" in (reader.fieldnames or ()) else "island"
         for row in reader:
             curve = curves.setdefault(int(row[group]), {"indivs": [], "mean": [], "best_fit": []})
             for key in curve:
                 curve[key].append(_float(row[key]))
-    return curves
-
-
-def group_column(columns) -> str:
-    """The column a progress.csv's curves are grouped by: "experiment"
-    (the driver's runs), else "island" (`azero-search-distributed`)."""
-    return "experiment" if "experiment" in columns else "island"
+    return Progress(group, curves)
 
 
 def read_select_checks(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -100,9 +101,8 @@ def plot_progress(progress_csv: str | os.PathLike, output_png: str | os.PathLike
     Returns the PNG's path, or None when matplotlib is missing or
     progress.csv has no rows (nothing written).
     """
-    curves = read_progress(progress_csv)
-    with open(progress_csv, encoding="utf-8", newline="") as f:
-        group = "search" if group_column(next(csv.reader(f), [])) == "experiment" else "island"
+    progress = read_progress(progress_csv)
+    curves, group = progress.curves, "search" if progress.group == "experiment" else "island"
     if select_checks is None:
         select_checks = os.path.join(os.path.dirname(os.fspath(progress_csv)), SELECT_CHECKS_FILE)
     if isinstance(select_checks, (str, os.PathLike)):

@@ -9,10 +9,13 @@ What goes inside is the driver's business (`azero_jax.experiment`).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 from typing import Any
+
+import numpy as np
 
 from azero_jax import fileio
 
@@ -29,6 +32,19 @@ def config_hash(data: dict[str, Any]) -> str:
     """Stable SHA-256 of a JSON-able dict (sorted keys, exact float repr)."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def array_to_json(a: np.ndarray) -> dict[str, Any]:
+    """An array inside a checkpoint, bit for bit: dtype (with its byte
+    order), shape and base64 bytes; large tables stay small and fast to
+    encode (a list of 100,000 number triples took ~0.25 s per checkpoint)."""
+    a = np.ascontiguousarray(a)
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def array_from_json(d: dict[str, Any]) -> np.ndarray:
+    """The array `array_to_json` wrote (a writable copy)."""
+    return np.frombuffer(base64.b64decode(d["data"]), dtype=np.dtype(d["dtype"])).reshape(d["shape"]).copy()
 
 
 def save(path: str | os.PathLike[str], state: dict[str, Any], *, config_digest: str) -> None:

@@ -56,7 +56,6 @@ runs the same code without JAX.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
@@ -70,6 +69,7 @@ import numpy as np
 
 from azero_jax import program_arrays as pa
 from azero_jax import serialization
+from azero_jax.checkpoint import array_from_json, array_to_json
 from azero_jax.program import Algorithm
 from azero_jax.search import evolution_state
 from azero_jax.search.evolution import EvolutionState, Island, RegularizedEvolution, best_index
@@ -261,30 +261,21 @@ def common_step(held: Sequence[Sequence[int]]) -> int | None:
     return max(common) if common else None
 
 
-def _array_to_dict(a: np.ndarray) -> dict[str, Any]:
-    a = np.ascontiguousarray(a)
-    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
-
-
-def _array_from_dict(d: dict[str, Any]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(d["data"]), dtype=np.dtype(d["dtype"])).reshape(d["shape"]).copy()
-
-
 def island_state_to_dict(state: EvolutionState) -> dict[str, Any]:
     """`evolution_state.state_to_dict`, but the islands' program arrays and
     fitnesses bit for bit (capacities and padding included)."""
     data = evolution_state.state_to_dict(dataclasses.replace(state, islands=[]))
-    data["islands"] = [{"programs": [[_array_to_dict(a) for a in (c.ints, c.floats, c.lengths)] for c in isl.programs],
-                        "fitnesses": _array_to_dict(isl.fitnesses), "next_slot": int(isl.next_slot)}
+    data["islands"] = [{"programs": [[array_to_json(a) for a in (c.ints, c.floats, c.lengths)] for c in isl.programs],
+                        "fitnesses": array_to_json(isl.fitnesses), "next_slot": int(isl.next_slot)}
                        for isl in state.islands]
     return data
 
 
 def island_state_from_dict(data: dict[str, Any]) -> EvolutionState:
     state = evolution_state.state_from_dict({**data, "islands": []})
-    state.islands = [Island(pa.ProgramArrays(*[pa.ComponentCode(*[_array_from_dict(a) for a in code])
+    state.islands = [Island(pa.ProgramArrays(*[pa.ComponentCode(*[array_from_json(a) for a in code])
                                                for code in isl["programs"]]),
-                            _array_from_dict(isl["fitnesses"]), int(isl["next_slot"]))
+                            array_from_json(isl["fitnesses"]), int(isl["next_slot"]))
                      for isl in data["islands"]]
     return state
 

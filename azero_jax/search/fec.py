@@ -10,7 +10,6 @@ evaluator can reuse it unchanged.
 
 from __future__ import annotations
 
-import base64
 import collections
 import dataclasses
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from azero_jax.checkpoint import array_from_json, array_to_json
 from azero_jax.hashing import hash_combine
 
 # The reference re-seeds its probe RNG to this before every probe
@@ -209,19 +209,19 @@ class FECCache:
     # -- checkpoints --
     def to_state(self) -> dict[str, Any]:
         """JSON-friendly state: the entries in LRU order (oldest first) as
-        three base64 arrays (keys uint64, fitness float64 bit for bit, counts
-        int64). A list of 100,000 [key, fitness, count] triples took ~0.2 s
-        to build and as long to encode per checkpoint, ~5 % of a demo run's
-        first minutes under its checkpoint cadence; the arrays take ~10 ms."""
+        three arrays (`checkpoint.array_to_json`: keys uint64, fitness float64
+        bit for bit, counts int64). A list of 100,000 [key, fitness, count]
+        triples took ~0.2 s to build and as long to encode per checkpoint,
+        ~5 % of a demo run's first minutes under its checkpoint cadence."""
         n = len(self._entries)
         values = list(self._entries.values())
         if any(type(v[0]) is _Reserved for v in values):
             raise RuntimeError("FEC state taken while a batch's evaluations are pending")
         return {
             "spec": dataclasses.asdict(self.spec),
-            "keys": _to_b64(np.fromiter(self._entries.keys(), dtype=np.uint64, count=n)),
-            "fitness": _to_b64(np.fromiter((v[0] for v in values), dtype=np.float64, count=n)),
-            "counts": _to_b64(np.fromiter((v[1] for v in values), dtype=np.int64, count=n)),
+            "keys": array_to_json(np.fromiter(self._entries.keys(), dtype=np.uint64, count=n)),
+            "fitness": array_to_json(np.fromiter((v[0] for v in values), dtype=np.float64, count=n)),
+            "counts": array_to_json(np.fromiter((v[1] for v in values), dtype=np.int64, count=n)),
             "hits": self.hits,
             "misses": self.misses,
         }
@@ -235,9 +235,7 @@ class FECCache:
             for key, fitness, count in state["entries"]:
                 cache._entries[int(key)] = [float(fitness), int(count)]
         else:
-            keys = _from_b64(state["keys"], np.uint64).tolist()
-            fitness = _from_b64(state["fitness"], np.float64).tolist()
-            counts = _from_b64(state["counts"], np.int64).tolist()
+            keys, fitness, counts = (array_from_json(state[k]).tolist() for k in ("keys", "fitness", "counts"))
             if not len(keys) == len(fitness) == len(counts):
                 raise ValueError("FEC state: keys, fitness and counts differ in length")
             cache._entries = collections.OrderedDict(zip(keys, map(list, zip(fitness, counts, strict=True)),
@@ -245,11 +243,3 @@ class FECCache:
         cache.hits = int(state.get("hits", 0))
         cache.misses = int(state.get("misses", 0))
         return cache
-
-
-def _to_b64(a: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()).decode("ascii")
-
-
-def _from_b64(text: str, dtype) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)

@@ -22,7 +22,6 @@ models on each task's held-out test split instead.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ from azero_jax import evaluation, serialization
 from azero_jax import fitness as fitness_lib
 from azero_jax import programs as programs_lib
 from azero_jax.analysis import ablation
+from azero_jax.analysis.ablation import log_uniform
 from azero_jax.program import Algorithm, MemoryShape
 from azero_jax.tasks import Task
 
@@ -87,10 +87,6 @@ def evaluate_programs(programs: Sequence[Algorithm], tasks: Sequence[Task], memo
     return np.array([fitness_lib.combine(row, fitness_lib.MEAN) for row in fit.tolist()])
 
 
-def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
-    return float(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
-
-
 def _pick(name: str, candidates: list[tuple[Algorithm, dict[str, Any]]], select_tasks: Sequence[Task],
           final_tasks: Sequence[Task], memory: MemoryShape, backend: str, seed: int,
           test_tasks: Sequence[Task] | None) -> BaselineResult:
@@ -108,26 +104,26 @@ def _pick(name: str, candidates: list[tuple[Algorithm, dict[str, Any]]], select_
 
 # ----------------------------------------------------- hand-written --
 
-def hand_written_candidates(name: str, trials: int, rng: np.random.Generator) -> list[tuple[Algorithm, dict[str, Any]]]:
+def _candidates(factories: dict[str, Callable[..., Algorithm]], name: str, trials: int,
+                rng: np.random.Generator) -> list[tuple[Algorithm, dict[str, Any]]]:
     """Trial 0: the reference defaults; then random draws of the learning
-    rate (and, for the net, both init scales), log-uniform."""
-    if name not in ("linear", "neural_net"):
-        raise ValueError(f"tunable hand-written programs are linear and neural_net, not {name!r}")
+    rate (and, for the net, both init scales, in that order), log-uniform."""
     out: list[tuple[Algorithm, dict[str, Any]]] = []
     for t in range(max(1, trials)):
-        if name == "linear":
-            lr = programs_lib.DEFAULT_LEARNING_RATE if t == 0 else _log_uniform(rng, LEARNING_RATE_RANGE)
-            out.append((programs_lib.linear_algorithm(learning_rate=lr), {"learning_rate": lr}))
-        else:
-            if t == 0:
-                lr, s1, s2 = (programs_lib.DEFAULT_LEARNING_RATE, programs_lib.DEFAULT_INIT_SCALE,
-                              programs_lib.DEFAULT_INIT_SCALE)
-            else:
-                lr = _log_uniform(rng, LEARNING_RATE_RANGE)
-                s1, s2 = _log_uniform(rng, INIT_SCALE_RANGE), _log_uniform(rng, INIT_SCALE_RANGE)
-            params = {"learning_rate": lr, "first_init_scale": s1, "second_init_scale": s2}
-            out.append((programs_lib.neural_net_algorithm(**params), params))
+        params: dict[str, Any] = {"learning_rate": programs_lib.DEFAULT_LEARNING_RATE if t == 0
+                                  else log_uniform(rng, LEARNING_RATE_RANGE)}
+        if name == "neural_net":
+            for key in ("first_init_scale", "second_init_scale"):
+                params[key] = programs_lib.DEFAULT_INIT_SCALE if t == 0 else log_uniform(rng, INIT_SCALE_RANGE)
+        out.append((factories[name](**params), params))
     return out
+
+
+def hand_written_candidates(name: str, trials: int, rng: np.random.Generator) -> list[tuple[Algorithm, dict[str, Any]]]:
+    """The tuning trials of the hand-written `linear` / `neural_net` program (`_candidates`)."""
+    if name not in ("linear", "neural_net"):
+        raise ValueError(f"tunable hand-written programs are linear and neural_net, not {name!r}")
+    return _candidates(programs_lib.HAND_WRITTEN, name, trials, rng)
 
 
 def tune_hand_written(name: str, select_tasks: Sequence[Task], final_tasks: Sequence[Task], memory: MemoryShape, *,
@@ -309,16 +305,7 @@ def multiclass_hand_written_candidates(name: str, trials: int,
     if name not in programs_lib.MULTICLASS_HAND_WRITTEN:
         raise ValueError(f"tunable multiclass programs are {', '.join(programs_lib.MULTICLASS_HAND_WRITTEN)}, "
                          f"not {name!r}")
-    factory = programs_lib.MULTICLASS_HAND_WRITTEN[name]
-    out: list[tuple[Algorithm, dict[str, Any]]] = []
-    for t in range(max(1, trials)):
-        params: dict[str, Any] = {"learning_rate": programs_lib.DEFAULT_LEARNING_RATE if t == 0
-                                  else _log_uniform(rng, LEARNING_RATE_RANGE)}
-        if name == "neural_net":
-            for key in ("first_init_scale", "second_init_scale"):
-                params[key] = programs_lib.DEFAULT_INIT_SCALE if t == 0 else _log_uniform(rng, INIT_SCALE_RANGE)
-        out.append((factory(**params), params))
-    return out
+    return _candidates(programs_lib.MULTICLASS_HAND_WRITTEN, name, trials, rng)
 
 
 def tune_multiclass_hand_written(name: str, select_tasks: Sequence[Task], final_tasks: Sequence[Task],

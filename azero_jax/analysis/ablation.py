@@ -264,7 +264,8 @@ class RetuneResult:
                 "program_text": serialization.format_algorithm(self.program)}
 
 
-def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+def log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    """One log-uniform draw in `bounds` (the re-tuning's and the baselines' tuning draws)."""
     return float(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
 
 
@@ -278,7 +279,7 @@ def retune_candidates(program: Algorithm, trials: int, rng: np.random.Generator,
     factors: list[list[float]] = [[1.0] * len(sites)]
     candidates = [program]
     for _ in range(1, max(1, trials) if sites else 1):
-        drawn = [_log_uniform(rng, factor_range) for _ in sites]  # site by site: the baselines' draw order
+        drawn = [log_uniform(rng, factor_range) for _ in sites]  # site by site: the baselines' draw order
         factors.append(drawn)
         candidates.append(scale_constants(program, drawn, sites))
     return sites, factors, candidates

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from azero_jax import multiclass as mc
 from azero_jax import ops as ops_lib
 from azero_jax.hashing import GOLDEN, mix64
 from azero_jax.program import Algorithm, Instruction
@@ -50,8 +51,8 @@ _PREDICTION = _bit(ops_lib.SCALAR, ops_lib.PREDICTION_ADDRESS)
 # Written by the evaluator before every Predict and Learn.
 _INPUTS = _bit(ops_lib.SCALAR, ops_lib.LABEL_ADDRESS) | _bit(ops_lib.VECTOR, ops_lib.FEATURES_ADDRESS)
 # The multiclass layout: prediction v2; v0 and v1 (label) written by the evaluator.
-_MC_PREDICTION = _bit(ops_lib.VECTOR, 2)
-_MC_INPUTS = _bit(ops_lib.VECTOR, ops_lib.FEATURES_ADDRESS) | _bit(ops_lib.VECTOR, 1)
+_MC_PREDICTION = _bit(ops_lib.VECTOR, mc.PREDICTION_VECTOR_ADDRESS)
+_MC_INPUTS = _bit(ops_lib.VECTOR, ops_lib.FEATURES_ADDRESS) | _bit(ops_lib.VECTOR, mc.LABEL_VECTOR_ADDRESS)
 
 
 def _targets(multiclass: bool) -> tuple[int, int]:

@@ -349,8 +349,8 @@ def define_flags() -> None:
     d["num_search_tasks"] = flags.DEFINE_integer("num_search_tasks", 10, "search (= select) tasks")
     d["num_final_tasks"] = flags.DEFINE_integer("num_final_tasks", 100, "final tasks, from the held-out pairs")
     d["multiclass"] = flags.DEFINE_bool("multiclass", False, "10-class projected tasks of --dataset (the paper's "
-                                        "§4.3) instead of binary class pairs: xla backend, multiclass hand-written "
-                                        "and optax softmax baselines (see the docstring)")
+                                        "§4.3) instead of binary class pairs, with multiclass hand-written and "
+                                        "optax softmax baselines (see the docstring)")
     d["mix_dataset"] = flags.DEFINE_enum("mix_dataset", None, list(datasets.DATASETS),
                                          "second dataset for half the search tasks (mixed setting, see the "
                                          "docstring)")

@@ -88,11 +88,11 @@ from azero_jax import cli, experiment, fileio  # noqa: E402
 from azero_jax import program_arrays as pa  # noqa: E402
 from azero_jax import programs as programs_lib  # noqa: E402
 from azero_jax import tasks as tasks_lib  # noqa: E402
-from azero_jax.experiment.evaluators import make_evaluator  # noqa: E402
+from azero_jax.evaluation import Evaluator  # noqa: E402
+from azero_jax.experiment.evaluators import build_search, make_evaluator  # noqa: E402
 from azero_jax.program import Algorithm  # noqa: E402
 from azero_jax.search import evolution as evolution_lib  # noqa: E402
 from azero_jax.search import mutator as mutator_lib  # noqa: E402
-from azero_jax.search.array_mutator import ArrayMutator  # noqa: E402
 
 Z95 = 1.959963984540054
 RS_BLOCK = 4096  # programs per RS evaluator call (all runs together)
@@ -156,24 +156,18 @@ def budget(individuals: int, population_size: int, children_per_step: int) -> tu
     return steps, population_size + steps * children_per_step
 
 
-def _search_setup(config: experiment.ExperimentConfig, seed: int):
-    """(mutator config, initial-program generator, search evaluator) of
-    `config`, as the driver builds them (no FEC, budget or hurdles here)."""
-    tasks = tasks_lib.make_tasks(config.task_specs("search"))
-    memory = config.memory_shape(tasks[0].features)
-    mutator_cfg = config.mutator_config(memory.features)
-    generator = mutator_lib.InitialPopulation.from_config(config.initial_population, config.init_sizes, mutator_cfg)
-    return mutator_cfg, generator, make_evaluator(config, tasks, memory, seed=seed)
+def _search(config: experiment.ExperimentConfig, seed: int) -> tuple[Evaluator, evolution_lib.RegularizedEvolution]:
+    """The search evaluator and evolution of `config`, the driver's assembly
+    (`build_search`; the families set no FEC, train budget or hurdles)."""
+    specs = config.task_specs("search")
+    return build_search(config, specs, tasks_lib.make_tasks(specs), evaluator_seed=seed)
 
 
 def run_evolution(config: experiment.ExperimentConfig, repeats: int, steps: int, seed: int) -> list[Algorithm]:
     """`repeats` independent regularized-evolution runs (islands without
     migration, one evaluator call per step), `steps` steps each; each run's
     best program of its final population."""
-    cfg = config.replace(num_islands=repeats, migration_every=0)
-    mutator_cfg, generator, evaluator = _search_setup(cfg, _seed(seed, 0))
-    evo = evolution_lib.RegularizedEvolution(cfg.evolution_config(), ArrayMutator(mutator_cfg), generator, evaluator,
-                                             log=None)
+    _, evo = _search(config.replace(num_islands=repeats, migration_every=0), _seed(seed, 0))
     state = evo.init(np.random.default_rng(_seed(seed, 1)))
     for _ in range(steps):
         state = evo.step(state)
@@ -185,7 +179,8 @@ def run_random_search(config: experiment.ExperimentConfig, repeats: int, individ
     """`repeats` independent random-search runs of `individuals` fresh
     programs from the initial-population generator (each run its own
     stream); each run's best program (the first of its best on ties)."""
-    _, generator, evaluator = _search_setup(config, _seed(seed, 0))
+    evaluator, evo = _search(config, _seed(seed, 0))
+    generator = evo.generator
     rngs = [np.random.default_rng(_seed(seed, 2, r)) for r in range(repeats)]
     best_fit = np.full(repeats, -np.inf)
     best: list[Algorithm | None] = [None] * repeats

@@ -49,10 +49,15 @@ same order and agree bit for bit given the same logits.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from azero_jax import fitness as fitness_lib
+
+if TYPE_CHECKING:
+    from azero_jax.tasks import Task
 
 LABEL_VECTOR_ADDRESS = 1  # v1: one-hot label during Learn, zeros during Predict
 PREDICTION_VECTOR_ADDRESS = 2  # v2: logits after Predict; softmax (padded) for Learn
@@ -133,3 +138,16 @@ def valid_rule(xp, label, logits, num_classes: int, max_abs_error):
         predicted = float(predicted)
     error = class_error(xp, label, predicted)
     return predicted, error, fitness_lib.early_stop(xp, error, max_abs_error)
+
+
+def tasks_are_multiclass(tasks: Sequence[Task]) -> bool:
+    """Whether `tasks` use the multiclass layout (all of them multiclass) or
+    the binary / regression one (none); a mix is a one-line ValueError (a
+    program's live code, and its meaning, depend on the layout; the
+    analysis tools and evaluate_program read a program in this layout)."""
+    kinds = [t.eval_type == fitness_lib.MULTICLASS for t in tasks]
+    if any(kinds) and not all(kinds):
+        raise ValueError(f"the tasks mix multiclass ({sum(kinds)}) and other ({len(kinds) - sum(kinds)}) eval types: "
+                         "a program reads its prediction from v2 on multiclass tasks, from s1 on the others; "
+                         "analyze it on one kind")
+    return bool(kinds) and all(kinds)

@@ -35,6 +35,7 @@ import numpy as np
 from azero_jax import evaluation, liveness, serialization
 from azero_jax import fitness as fitness_lib
 from azero_jax import ops as ops_lib
+from azero_jax.multiclass import tasks_are_multiclass
 from azero_jax.program import COMPONENT_TITLES, COMPONENTS, NO_OP, Algorithm, MemoryShape
 from azero_jax.tasks import Task
 
@@ -155,18 +156,6 @@ def combined_fitness(programs: Sequence[Algorithm], tasks: Sequence[Task], memor
     result = evaluation.task_results(list(programs), list(tasks), memory.with_features(tasks[0].features),
                                      seed=seed, backend=backend, dtype=dtype, max_abs_error=max_abs_error)
     return np.array([fitness_lib.combine(row, combination) for row in result.fitness.tolist()], dtype=np.float64)
-
-
-def tasks_are_multiclass(tasks: Sequence[Task]) -> bool:
-    """Whether `tasks` use the multiclass layout (all of them multiclass) or
-    the binary / regression one (none); a mix is a one-line ValueError (a
-    program's live code, and its meaning, depend on the layout)."""
-    kinds = [t.eval_type == fitness_lib.MULTICLASS for t in tasks]
-    if any(kinds) and not all(kinds):
-        raise ValueError(f"the tasks mix multiclass ({sum(kinds)}) and other ({len(kinds) - sum(kinds)}) eval types: "
-                         "a program reads its prediction from v2 on multiclass tasks, from s1 on the others; "
-                         "analyze it on one kind")
-    return bool(kinds) and all(kinds)
 
 
 def ablate(program: Algorithm, tasks: Sequence[Task], memory: MemoryShape, *, backend: str = "reference",

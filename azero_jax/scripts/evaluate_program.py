@@ -29,6 +29,7 @@ cpu_devices.use_cpu_cores_or_exit()  # one XLA host device per core; before anyt
 
 from azero_jax import cli, evaluation, reference, serialization, tasks  # noqa: E402
 from azero_jax import fitness as fitness_lib  # noqa: E402
+from azero_jax import multiclass as mc  # noqa: E402
 from azero_jax.program import MemoryShape  # noqa: E402
 from azero_jax.scripts import program_input as inputs  # noqa: E402 -- the shared flags: --tasks, --data, ...
 
@@ -46,7 +47,7 @@ def run(argv: list[str]) -> int:
         raise UsageError("usage: evaluate_program.py PROGRAM_FILE (--tasks=PRESET | --data=FILE.npz) [--json]")
     inputs.check_numbers()  # a bad --seed, --memory, ... before any data is read
     task_list = inputs.flag_tasks()
-    multiclass = all(t.eval_type == fitness_lib.MULTICLASS for t in task_list)
+    multiclass = mc.tasks_are_multiclass(task_list)
     algorithm, memory = inputs.load_program(argv[1], task_list[0].features, multiclass=multiclass)
     backend, _ = inputs.backend_and_dtype()
     if backend != "reference":

@@ -96,10 +96,11 @@ def test_state_errors():
 
 
 def test_backend_names_and_dtypes():
-    assert evaluation.BACKENDS == ("reference", "xla", "pallas") and evaluation.resolve_backend("JAX") == "xla"
-    with pytest.raises(ValueError, match="use one of: auto, reference, xla, pallas"):
+    assert evaluation.BACKENDS == ("reference", "xla", "pallas", "native") and evaluation.resolve_backend("JAX") == "xla"
+    with pytest.raises(ValueError, match="use one of: auto, reference, xla, pallas, native"):
         evaluation.resolve_backend("torch")
-    with pytest.raises(ValueError, match="float64"):
-        evaluation.make_evaluator(TASKS, MEM, backend="reference", dtype="float32")
+    for backend in ("reference", "native"):
+        with pytest.raises(ValueError, match="float64"):
+            evaluation.make_evaluator(TASKS, MEM, backend=backend, dtype="float32")
     with pytest.raises(ValueError, match="dtype must be one of"):
         evaluation.make_evaluator(TASKS, MEM, dtype="float16")

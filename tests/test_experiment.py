@@ -105,15 +105,17 @@ def test_backend_and_dtype_rules(tmp_path):
     with pytest.raises(ConfigError, match="needs backend 'xla'"):
         experiment.run_experiments(_tiny(dtype="float32"), output_dir=str(tmp_path), log=None)
     demo = experiment.get_preset("demo")
-    assert (demo.backend, demo.dtype, demo.children_per_step) == ("xla", "float64", 250)
+    assert (demo.backend, demo.dtype, demo.children_per_step) == ("auto", "float64", 250)
     assert demo.replace(backend="reference", children_per_step=1).backend == "reference"
-    # "auto" is the default backend (xla on a CPU: "jax" is its old name) and dtype (float64 on a CPU).
+    # "auto" is the default backend (native on a CPU with Numba, which the tests install; "jax" is
+    # xla's old name) and dtype (float64 on a CPU); float32 on a CPU is xla's.
     default = experiment.get_preset("baseline")  # sets neither backend nor dtype
     assert (default.backend, default.dtype, default.compute_dtype()) == ("auto", "auto", "float64")
     import jax
 
     on_cpu = jax.default_backend() == "cpu"
-    assert not on_cpu or evaluation.resolve_backend(default.backend, 16) == evaluation.resolve_backend("auto") == "xla"
+    assert not on_cpu or evaluation.resolve_backend(default.backend, 16) == evaluation.resolve_backend("auto") == "native"
+    assert not on_cpu or evaluation.resolve_backend("auto", 16, "float32") == "xla"
     assert default.replace(backend="jax").backend == "xla"
     assert default.replace(backend="reference").compute_dtype() == "float64"
     with pytest.raises(ConfigError, match="backend must be one of auto, reference, xla, pallas"):

@@ -167,11 +167,13 @@ def test_backend_full_and_probe_match_the_reference():
     np.testing.assert_allclose(np.where(mask, pg.errors, 0), np.where(mask, pw.errors, 0), rtol=0, atol=TOL)
 
 
-def test_registry_defaults_to_auto_which_is_xla_off_a_gpu():
+def test_registry_defaults_to_auto_which_is_not_pallas_off_a_gpu():
     from azero_jax.cli.config_flags import batched_backend
 
     assert "pallas" in evaluation.BACKENDS and evaluation.resolve_backend("Pallas") == "pallas"
-    assert batched_backend() == "auto" and evaluation.resolve_backend("auto", 4) == "xla"  # this CPU-only machine
+    assert batched_backend() == "auto"
+    assert evaluation.resolve_backend("auto", 4) == "native"  # this CPU-only machine (Numba installed)
+    assert evaluation.resolve_backend("auto", 4, "float32") == "xla"
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

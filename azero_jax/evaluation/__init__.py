@@ -7,7 +7,9 @@ and the interpreter backends behind it.
   value = evaluate_program(program, tasks, memory, backend="reference", seed=7)
 
 Backends: "reference" (the NumPy oracle), "xla" (the batched JAX
-interpreter; "jax" is accepted as its old name). A new backend is a class
+interpreter; "jax" is accepted as its old name), "pallas" (one Pallas kernel
+per batch, GPUs), "native" (the oracle compiled by Numba, the CPU's fast
+path), "auto" (`resolve_backend`). A new backend is a class
 satisfying `base.Backend`, constructed as `cls(tasks, memory, *,
 max_abs_error, dtype, <its own keyword options>)` (it receives the options it
 names: op_subsets, task_groups, chunk), and one `register_backend` line below.
@@ -63,24 +65,33 @@ def register_backend(name: str, factory: Any) -> None:
 register_backend("reference", "azero_jax.evaluation.reference_backend:ReferenceBackend")
 register_backend("xla", "azero_jax.evaluation.xla_backend:XlaBackend")
 register_backend("pallas", "azero_jax.evaluation.pallas_backend:PallasBackend")
+register_backend("native", "azero_jax.evaluation.native_backend:NativeBackend")
 BACKENDS = tuple(_REGISTRY)
 AUTO = "auto"  # the backend that fits the machine (`resolve_backend`)
 BACKEND_CHOICES = (AUTO, *BACKENDS)
 
 
-def resolve_backend(name: str, features: int | None = None) -> str:
+def resolve_backend(name: str, features: int | None = None, dtype: str | None = None) -> str:
     """Canonical backend name (aliases resolved); ValueError naming the choices.
 
-    "auto": "pallas" (one kernel per batch) when JAX's default device is an
-    NVIDIA GPU and F (`features`, when known) is a power of two, which the
-    Triton lowering needs; "xla" everywhere else (CPU; TPU until the kernel
-    is ported to Mosaic TPU). `make_backend` also falls back to "xla" where
-    the pallas backend refuses the config (`pallas_eval.triton_problem`)."""
+    "auto": on an NVIDIA GPU "pallas" (one kernel per batch) when F
+    (`features`, when known) is a power of two, which the Triton lowering
+    needs, else "xla"; on a TPU "xla" (until the kernel is ported to Mosaic
+    TPU); on a CPU "native" (the Numba interpreter, several times faster than
+    "xla" there: docs/performance.md) when Numba is installed and `dtype` is
+    float64 or unset/"auto", else "xla". `make_backend` also falls back to
+    "xla" where the pallas backend refuses the config
+    (`pallas_eval.triton_problem`)."""
     key = BACKEND_ALIASES.get(str(name).strip().lower(), str(name).strip().lower())
     if key == AUTO:
         import jax  # only batched backends get here
 
-        on_gpu = jax.default_backend() == "gpu" and "cuda" in str(jax.devices()[0].client.platform_version).lower()
+        platform = jax.default_backend()
+        if platform == "cpu":
+            from azero_jax import native_eval
+
+            return "native" if dtype in (None, AUTO, "float64") and native_eval.available() else "xla"
+        on_gpu = platform == "gpu" and "cuda" in str(jax.devices()[0].client.platform_version).lower()
         return "pallas" if on_gpu and (features is None or features & (features - 1) == 0) else "xla"
     if key not in _REGISTRY:
         raise ValueError(f"unknown backend {name!r}; use one of: {', '.join(BACKEND_CHOICES)}")
@@ -93,10 +104,10 @@ ACCELERATOR_PLATFORMS = ("gpu", "cuda", "rocm", "tpu")
 def resolve_dtype(dtype: str, backend: str) -> str:
     """The dtype `backend` computes in for `dtype`: "auto" is float32 when
     JAX's default device is a GPU or TPU and float64 otherwise (and always
-    on the reference backend); other values are returned as they are."""
+    on the reference and native backends); other values are returned as they are."""
     if dtype != "auto":
         return dtype
-    if resolve_backend(backend) == "reference":
+    if resolve_backend(backend) in ("reference", "native"):
         return "float64"
     import jax  # only batched backends get here
 
@@ -109,7 +120,7 @@ def make_backend(name: str, tasks: Sequence[Task], memory: MemoryShape, *,
     """The backend `name` on `tasks`; `options` are backend-specific (xla:
     op_subsets, chunk, task_groups); each backend gets those its constructor
     names, so the reference backend ignores the xla ones."""
-    key = resolve_backend(name, tasks[0].features if tasks else None)
+    key = resolve_backend(name, tasks[0].features if tasks else None, dtype)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if key == "pallas" and str(name).strip().lower() == AUTO:

@@ -41,9 +41,10 @@ _BASELINE: dict[str, Any] = dict(
 
 PRESETS: dict[str, dict[str, Any]] = {
     # run_demo.sh (spec §16); time-seeded like the reference script. Runs on
-    # the batched JAX backend (float64: same values as the reference
-    # interpreter up to summation-order ulps), 250 children per step (4 steps
-    # per sweep of the population of 1000) to amortize each batched call;
+    # the "auto" backend in float64 (on a CPU the native interpreter when
+    # Numba is installed, else the batched JAX one: same values as the
+    # reference interpreter up to transcendental ulps), 250 children per step
+    # (4 steps per sweep of the population of 1000) to amortize each call;
     # backend="reference", children_per_step=1 is the reference's sequential
     # algorithm on the NumPy interpreter (~100x slower).
     "demo": dict(
@@ -53,7 +54,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         fec={"num_train_examples": 10, "num_valid_examples": 10}, population_size=1000, tournament_size=10,
         initial_population="random", max_train_steps=200_000_000, allowed_mutation_types=_DEMO_TYPES,
         mutate_prob=0.9, progress_every=10000, memory=[4, 3, 1], max_experiments=0, randomize_task_seeds=True,
-        sufficient_fitness=0.9999, random_seed=0, backend="xla", dtype="float64", children_per_step=250),
+        sufficient_fitness=0.9999, random_seed=0, backend="auto", dtype="float64", children_per_step=250),
     "baseline": _BASELINE,
     # The paper's full method at its scale on one device (issue 17): the
     # paper ran 10,000 workers of population 100 each, half of them on binary

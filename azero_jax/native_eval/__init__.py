@@ -1,0 +1,142 @@
+"""The native CPU interpreter (Numba): jobs evaluated as the oracle does, in
+parallel over the cores. See `kernel.py` for the why and the exactness rules.
+
+Numba is an optional dependency (`pip install 'azero-jax[cpu]'`):
+`available()` says whether it imports, `missing_reason()` what to install.
+
+    data = TaskData.from_tasks(tasks)
+    out = run_jobs(programs, data, memory, program=..., task=..., num_train=..., num_valid=..., seed=...,
+                   record_errors=False)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import importlib.util
+import os
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from azero_jax import fitness as fitness_lib
+from azero_jax.program import MemoryShape
+from azero_jax.program_arrays import ProgramArrays
+from azero_jax.tasks import Task
+
+_RULES = {fitness_lib.RMS_ERROR: 0, fitness_lib.ACCURACY: 1, fitness_lib.MULTICLASS: 2}
+
+
+def available() -> bool:
+    """Whether Numba can be imported (the native backend needs it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def threads() -> int:
+    """Worker threads for a batch: AZERO_JAX_NATIVE_THREADS, else the CPUs this process may use."""
+    value = os.environ.get("AZERO_JAX_NATIVE_THREADS")
+    if value:
+        return max(int(value), 1)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="azero-native")
+
+
+def missing_reason() -> str:
+    return ("the native backend needs Numba: pip install 'azero-jax[cpu]' (or pip install numba), "
+            "or use --backend=xla")
+
+
+class TaskData(NamedTuple):
+    """Tasks as padded arrays (T tasks; N, NV, F the largest sizes)."""
+
+    x_train: np.ndarray  # (T, N, F) float64
+    y_train: np.ndarray  # (T, N)
+    order: np.ndarray  # (T, E * N) int64: `Task.epoch_order`
+    per_epoch: np.ndarray  # (T,) train examples per epoch
+    x_valid: np.ndarray  # (T, NV, F)
+    y_valid: np.ndarray  # (T, NV)
+    valid_size: np.ndarray  # (T,) validation examples
+    rule: np.ndarray  # (T,) 0 rms, 1 accuracy, 2 multiclass
+    classes: np.ndarray  # (T,) C of multiclass tasks, else 0
+    features: np.ndarray  # (T,)
+    task_index: np.ndarray  # (T,) `Task.index` (keys the random stream)
+    train_total: np.ndarray  # (T,) train examples over all epochs
+
+    @classmethod
+    def from_tasks(cls, tasks: Sequence[Task]) -> TaskData:
+        t = len(tasks)
+        n = max(task.num_train for task in tasks)
+        nv = max(task.num_valid for task in tasks)
+        f = max(task.features for task in tasks)
+        total = max(task.num_train * task.num_train_epochs for task in tasks)
+        x_train = np.zeros((t, n, f))
+        y_train = np.zeros((t, n))
+        order = np.zeros((t, total), dtype=np.int64)
+        x_valid = np.zeros((t, nv, f))
+        y_valid = np.zeros((t, nv))
+        for i, task in enumerate(tasks):
+            x_train[i, :task.num_train, :task.features] = task.x_train
+            y_train[i, :task.num_train] = task.y_train
+            epochs = task.epoch_order()
+            order[i, :epochs.size] = epochs
+            x_valid[i, :task.num_valid, :task.features] = task.x_valid
+            y_valid[i, :task.num_valid] = task.y_valid
+
+        def ints(values):
+            return np.array(list(values), dtype=np.int64)
+
+        return cls(x_train, y_train, order, ints(task.num_train for task in tasks), x_valid, y_valid,
+                   ints(task.num_valid for task in tasks), ints(_RULES[task.eval_type] for task in tasks),
+                   ints(task.num_classes if task.eval_type == fitness_lib.MULTICLASS else 0 for task in tasks),
+                   ints(task.features for task in tasks), ints(task.index for task in tasks),
+                   ints(task.num_train * task.num_train_epochs for task in tasks))
+
+
+class JobResults(NamedTuple):
+    fitness: np.ndarray  # (J,) float64
+    train_steps: np.ndarray  # (J,) int64
+    lengths: np.ndarray  # (J,) errors recorded per job
+    errors: np.ndarray  # (J, max train + valid) float64, or (J, 0) when not recorded
+
+
+def run_jobs(programs: ProgramArrays, data: TaskData, memory: MemoryShape, *, program: np.ndarray,
+             task: np.ndarray, num_train: np.ndarray, num_valid: np.ndarray, seed: np.ndarray,
+             max_abs_error: float = fitness_lib.MAX_ABS_ERROR, record_errors: bool = False) -> JobResults:
+    """Evaluates job j = (programs[program[j]], task[j]) on min(num_train[j],
+    the task's train examples over all epochs) train and min(num_valid[j],
+    its validation examples) validation examples with random stream
+    `seed[j]`, as `reference.evaluate_task` does."""
+    from azero_jax.native_eval.lanes import evaluate_jobs
+
+    program = np.ascontiguousarray(program, dtype=np.int64)
+    task = np.ascontiguousarray(task, dtype=np.int64)
+    jobs = program.shape[0]
+    num_train = np.minimum(np.asarray(num_train, dtype=np.int64).reshape(-1), data.train_total[task])
+    num_valid = np.minimum(np.asarray(num_valid, dtype=np.int64).reshape(-1), data.valid_size[task])
+    seed = np.asarray(seed, dtype=np.int64).reshape(-1) & 0xFFFFFFFF
+    width = int(num_train.max(initial=0) + num_valid.max(initial=0)) if record_errors else 0
+    fitness = np.zeros(jobs)
+    steps = np.zeros(jobs, dtype=np.int64)
+    lengths = np.zeros(jobs, dtype=np.int64)
+    errors = np.zeros((jobs, width))
+    if jobs:
+        code = []
+        for comp in programs:
+            code += [np.ascontiguousarray(comp.ints, dtype=np.int32), np.ascontiguousarray(comp.floats),
+                     np.ascontiguousarray(comp.lengths, dtype=np.int64)]
+        args = (*code, data.x_train, data.y_train, data.order, data.per_epoch, data.x_valid, data.y_valid,
+                data.valid_size, data.rule, data.classes, data.features, data.task_index,
+                program, task, num_train, num_valid, seed, float(max_abs_error),
+                int(memory.scalars), int(memory.vectors), int(max(memory.matrices, 0)),
+                fitness, steps, lengths, errors)
+        workers = min(threads(), max(jobs // 8, 1))
+        if workers == 1:
+            evaluate_jobs(*args, np.arange(jobs))
+        else:  # interleaved shares: neighbouring jobs (one program's tasks) cost alike
+            list(_pool(workers).map(lambda w: evaluate_jobs(*args, np.arange(w * jobs // workers, (w + 1) * jobs // workers)), range(workers)))
+    return JobResults(fitness, steps, lengths, errors)

@@ -181,6 +181,19 @@ def fitness_from_loss(xp, loss, num_valid, classification, ok):
     return xp.where(ok, xp.where(classification, acc, rms), MIN_FITNESS)
 
 
+def combine_rows(fitnesses: np.ndarray) -> np.ndarray:
+    """`combine(row, MEAN)` of every row of a (programs, tasks) array, bit for
+    bit: the tasks are added left to right from 0 as Python's `sum` does
+    (NumPy's `sum` would add 8 or more values pairwise), then divided."""
+    fitnesses = np.asarray(fitnesses, dtype=np.float64)
+    if fitnesses.shape[1] == 0:
+        raise ValueError("cannot combine an empty list of task fitnesses")
+    total = np.zeros(fitnesses.shape[0])
+    for column in fitnesses.T:
+        total = total + column
+    return total / fitnesses.shape[1]
+
+
 def combine(fitnesses: Sequence[float], mode: str = MEAN) -> float:
     """Aggregates per-task fitnesses: arithmetic mean, or the reference's
     median (the element at index n // 2 after sorting: the upper median)."""

@@ -21,6 +21,7 @@ from azero_jax import program_arrays as pa
 from azero_jax import serialization
 from azero_jax.scripts import search_distributed
 from azero_jax.search import distributed as dist
+from azero_jax.search import evolution_state
 from azero_jax.search.evolution_state import EvolutionState, Island
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -331,7 +332,7 @@ def test_checkpoint_round_trip_is_bit_exact():
                               np.asarray([c, 1, 0], np.int32)) for c in (2, 3, 4)]
     state = EvolutionState(islands=[Island(pa.ProgramArrays(*codes), np.asarray([np.nan, -0.0, 1.5]), 2)],
                            rng_state=np.random.default_rng(5).bit_generator.state, num_individuals=7, num_steps=3)
-    back = dist.island_state_from_dict(json.loads(json.dumps(dist.island_state_to_dict(state))))
+    back = evolution_state.state_from_dict(json.loads(json.dumps(evolution_state.state_to_dict(state))))
     assert back.islands[0].fitnesses.tobytes() == state.islands[0].fitnesses.tobytes()
     for a, b in zip(state.islands[0].programs, back.islands[0].programs, strict=True):
         for x, y in zip(a, b, strict=True):

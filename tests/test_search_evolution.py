@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from azero_jax import programs as programs_lib
-from azero_jax import tasks
+from azero_jax import serialization, tasks
 from azero_jax.evaluation import as_evaluator, make_evaluator
 from azero_jax.program import Algorithm, MemoryShape
 from azero_jax.search import evolution as evo
@@ -219,6 +219,24 @@ def test_checkpoint_roundtrip_resumes_identically():
         state = search.step(state)
     restored = evo.state_from_dict(json.loads(json.dumps(evo.state_to_dict(state))))
     a, b = state, restored
+    for _ in range(5):
+        a, b = search.step(a), search.step(b)
+    assert snapshot(a) == snapshot(b) and a.best_fitness == b.best_fitness
+
+
+def test_checkpoint_of_the_older_form_still_loads_and_resumes_identically():
+    """Checkpoints written before the array form held each island's programs as JSON
+    program dicts and its fitnesses as a list; they load and continue the same search."""
+    search = make_search(children_per_step=2, num_islands=2, migration_every=3)
+    state = search.init(5)
+    for _ in range(4):
+        state = search.step(state)
+    data = json.loads(json.dumps(evo.state_to_dict(state)))
+    assert isinstance(data["islands"][0]["fitnesses"], dict)  # the array form
+    data["islands"] = [{"programs": [serialization.algorithm_to_dict(p) for p in isl.algorithms()],
+                        "fitnesses": [float(f) for f in isl.fitnesses], "next_slot": isl.next_slot}
+                       for isl in state.islands]
+    a, b = state, evo.state_from_dict(json.loads(json.dumps(data)))
     for _ in range(5):
         a, b = search.step(a), search.step(b)
     assert snapshot(a) == snapshot(b) and a.best_fitness == b.best_fitness

@@ -47,7 +47,7 @@ from azero_jax.tasks import Task
 __all__ = [
     "Backend", "CachedEvaluator", "Counters", "Evaluator", "FullResults", "FunctionEvaluator", "Jobs",
     "MIN_TRAIN_EXAMPLES", "ProbeErrors", "as_evaluator", "BACKENDS", "BACKEND_ALIASES", "DTYPES",
-    "register_backend", "resolve_backend", "resolve_dtype", "make_backend", "make_evaluator", "evaluate_program", "task_results",
+    "backend_note", "register_backend", "resolve_backend", "resolve_dtype", "make_backend", "make_evaluator", "evaluate_program", "task_results",
 ]
 
 DTYPES = ("float64", "float32")
@@ -96,6 +96,24 @@ def resolve_backend(name: str, features: int | None = None, dtype: str | None = 
     if key not in _REGISTRY:
         raise ValueError(f"unknown backend {name!r}; use one of: {', '.join(BACKEND_CHOICES)}")
     return key
+
+
+def backend_note(name: str, dtype: str | None = None) -> str | None:
+    """One line worth logging before a run on backend `name` (None: nothing to
+    say): that the native interpreter compiles on first use, or that "auto"
+    runs xla on a CPU because Numba is missing."""
+    key = resolve_backend(name, None, dtype)
+    from azero_jax import native_eval
+
+    if key == "native" and not native_eval.compiled_on_disk():
+        return "native backend: compiling the interpreter once (about 30 s; cached on disk for later runs)"
+    if key == "xla" and str(name).strip().lower() == AUTO and dtype in (None, AUTO, "float64"):
+        import jax
+
+        if jax.default_backend() == "cpu" and not native_eval.available():
+            return ("note: Numba is not installed, so the CPU runs the slower xla backend: pip install "
+                    "'azero-jax[cpu]' for the native one")
+    return None
 
 
 ACCELERATOR_PLATFORMS = ("gpu", "cuda", "rocm", "tpu")
@@ -155,11 +173,11 @@ def make_evaluator(tasks: Sequence[Task], memory: MemoryShape, *, backend: str =
                    dtype: str = "float64", seed: int = 0, fec_spec: FECSpec | None = None,
                    train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
                    max_abs_error: float = fitness_lib.MAX_ABS_ERROR, hurdle_tasks: int = 0,
-                   hurdle_percentile: float = 75.0, probe_memo: bool = True,
+                   hurdle_percentile: float = 75.0, probe_memo: bool | None = None,
                    **backend_options: Any) -> CachedEvaluator:
     """A `CachedEvaluator` on the named backend: the one way the search,
     select/final evaluations, the baselines and the tools evaluate programs
-    (`probe_memo`: see `CachedEvaluator.probe_keys`)."""
+    (`probe_memo`: see `CachedEvaluator.probe_keys`; None: the backend's choice)."""
     return CachedEvaluator(make_backend(backend, tasks, memory, max_abs_error=max_abs_error, dtype=dtype,
                                         **backend_options),
                            fec_spec=fec_spec, train_budget=train_budget, combination=combination,

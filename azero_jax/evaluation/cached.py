@@ -55,7 +55,8 @@ class CachedEvaluator:
 
     def __init__(self, backend: Backend, *, fec_spec: FECSpec | None = None,
                  train_budget: TrainBudget | None = None, combination: str = fitness_lib.MEAN,
-                 hurdle_tasks: int = 0, hurdle_percentile: float = 75.0, seed: int = 0, probe_memo: bool = True):
+                 hurdle_tasks: int = 0, hurdle_percentile: float = 75.0, seed: int = 0,
+                 probe_memo: bool | None = None):
         self.backend = backend
         self.tasks = list(backend.tasks)
         if not self.tasks:
@@ -73,6 +74,10 @@ class CachedEvaluator:
         self.fec_spec = fec_spec
         self.cache = FECCache(fec_spec) if fec_spec is not None else None
         # live-code key -> (3, tasks) uint64: probe digest, probe train steps, known; see `probe_keys`.
+        # None: the backend's `probe_memo` attribute (whether the memo's keys cost less than the
+        # probes they save on that backend), else on.
+        if probe_memo is None:
+            probe_memo = bool(getattr(backend, "probe_memo", True))
         self.probe_memo: dict[int, np.ndarray] | None = {} if probe_memo and fec_spec is not None else None
         # The live-code key depends on the task layout (binary/regression: s1; multiclass: v2): the memo
         # needs one layout for all tasks.
@@ -304,6 +309,11 @@ class CachedEvaluator:
 
         everyone = range(num)
         if not self.hurdle_tasks or self.hurdle_threshold is None:
+            if tasks is None and self.combination == fitness_lib.MEAN:  # the search's case, in one pass
+                prog = np.repeat(np.arange(num, dtype=np.int64), n)
+                task = np.tile(np.arange(n, dtype=np.int64), num)
+                values = self._evaluate_jobs(programs, Jobs(prog, task, budgets[prog, task], seeds[prog]))
+                return fitness_lib.combine_rows(np.asarray(values, dtype=np.float64).reshape(num, n)).tolist()
             return [fitness_lib.combine(v, self.combination) for v in evaluate_on(everyone, task_lists)]
         k = self.hurdle_tasks
         first = evaluate_on(everyone, [ts[:k] for ts in task_lists])

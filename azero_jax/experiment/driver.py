@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from azero_jax import checkpoint as checkpoint_lib
+from azero_jax import evaluation, serialization
 from azero_jax import program_arrays as pa
-from azero_jax import serialization
 from azero_jax import tasks as tasks_lib
 from azero_jax.evaluation import Evaluator
 from azero_jax.experiment import preflight, report
@@ -302,6 +302,10 @@ def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool =
     preflight.check_runnable(config)
     os.makedirs(output_dir, exist_ok=True)
     run = _Run(config, output_dir, log, step_hook)
+    if config.backend != "reference":
+        note = evaluation.backend_note(config.backend, config.compute_dtype())
+        if note:
+            run.log(note)
     if resume:
         run.restore()
         report.reset_checks(run.checks_path, run.experiment_index)

@@ -172,24 +172,58 @@ def evaluate_lane(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, le
     return best, steps, n_train_errors + n_valid_errors
 
 
+@njit(**_FAST)
+def _code_ok(ints, n, kinds, limits):
+    """Whether the first n instructions have known op ids and addresses
+    inside memory (`limits[kind code]`, kind codes as `program.OPERAND_KIND_CODES`
+    in `kinds`): the interpreter itself does not bound-check."""
+    for pos in range(n):
+        op = ints[pos, 0]
+        if op < 0 or op >= kinds.shape[0]:
+            return False
+        for k in range(3):
+            address = ints[pos, 1 + k]
+            if address < 0 or address >= limits[kinds[op, k]]:
+                return False
+    return True
+
+
 @njit(nogil=True, **_JIT)
 def evaluate_jobs(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, learn_f, learn_n,
                   x_train, y_train, order, per_epoch, x_valid, y_valid, valid_size, rule, classes, features,
                   task_index, job_program, job_task, job_train, job_valid, job_seed, max_abs_error,
-                  scalars, vectors, matrices, fitness, steps, lengths, errors, which):
+                  scalars, vectors, matrices, kinds, fitness, steps, lengths, errors, which):
     """Jobs `which` (indices into the job arrays): fitness, steps, lengths
     and (when `errors` has columns) the error rows are written per job. Task
-    arrays are indexed by `job_task`, program arrays by `job_program`. Runs
+    arrays are indexed by `job_task`, program arrays by `job_program`. A job
+    whose program fails `_code_ok` is not run and gets length -1. Runs
     without the GIL: the caller splits the jobs over threads."""
+    limits = np.array([1 << 62, scalars, vectors, matrices], dtype=np.int64)
+    f = features[job_task[which[0]]] if which.shape[0] else 1
+    s = np.zeros(scalars)
+    v = np.zeros((vectors, f))
+    m = np.zeros((matrices, f, f))
+    tmp = np.zeros(2 * f * (f + 1) + STACK)  # scratch: written before it is read
     for j in which:
         p = job_program[j]
         t = job_task[j]
+        if not (_code_ok(setup_i[p], setup_n[p], kinds, limits) and _code_ok(pred_i[p], pred_n[p], kinds, limits)
+                and _code_ok(learn_i[p], learn_n[p], kinds, limits)):
+            lengths[j] = -1
+            continue
+        if features[t] != f:  # memory of another size
+            f = features[t]
+            v = np.zeros((vectors, f))
+            m = np.zeros((matrices, f, f))
+            tmp = np.zeros(2 * f * (f + 1) + STACK)
+        s[:] = 0.0
+        v[:] = 0.0
+        m[:] = 0.0
         fit, st, n = evaluate_lane(
             setup_i[p], setup_f[p], setup_n[p], pred_i[p], pred_f[p], pred_n[p], learn_i[p], learn_f[p], learn_n[p],
             x_train[t], y_train[t], order[t], per_epoch[t], x_valid[t], y_valid[t], valid_size[t], job_valid[j], rule[t],
             classes[t], features[t], task_index[t], job_seed[j], job_train[j], max_abs_error,
-            np.zeros(scalars), np.zeros((vectors, features[t])), np.zeros((matrices, features[t], features[t])),
-            np.zeros(2 * features[t] * (features[t] + 1) + STACK), errors[j])
+            s, v, m, tmp, errors[j])
         fitness[j] = fit
         steps[j] = st
         lengths[j] = n

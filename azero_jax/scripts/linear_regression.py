@@ -12,8 +12,9 @@ top of the `demo` preset; every config field is a flag of its own name and
 `--set KEY=VALUE` sets any, see azero_jax.cli):
   --seed 1 (alias of --random_seed; fixed, so the command is reproducible;
     0 = time-based like the reference),
-  the batched backend (--backend jax) with --children_per_step 250 and
-    --dtype float64,
+  --backend auto (on a CPU the native interpreter when Numba is installed,
+    the `cpu` extra; else the batched xla one) with --children_per_step 250
+    and --dtype float64,
   --early_stop: whenever a search's best search fitness rises past
     --early_stop_fitness (0.999; alias of --search_sufficient_fitness), that
     program takes the select test, and the search ends if it passes, instead
@@ -50,7 +51,7 @@ cpu_devices.use_cpu_cores_or_exit()  # one XLA host device per core; before anyt
 
 from absl import flags  # noqa: E402
 
-from azero_jax import cli, experiment, liveness, serialization  # noqa: E402
+from azero_jax import cli, evaluation, experiment, liveness, serialization  # noqa: E402
 
 PRESET = "demo"
 # This script's config defaults on top of the demo preset (the user's flags
@@ -108,7 +109,9 @@ def main(argv: list[str]) -> None:
                                             not overwrite and os.path.exists(os.path.join(out, "checkpoint.json")))
     # Errors are the boundary's (cli.run_app): one `error:` line, exit status 2.
     cfg = config()
-    print(f"Searching for a linear-regression learner: {cfg.backend} backend ({cfg.dtype}), "
+    backend = evaluation.resolve_backend(cfg.backend, None, cfg.compute_dtype())
+    shown = backend if backend == cfg.backend else f"{cfg.backend} ({backend})"
+    print(f"Searching for a linear-regression learner: {shown} backend ({cfg.compute_dtype()}), "
           f"population {cfg.population_size}, {cfg.children_per_step} children per step, seed {cfg.random_seed}; "
           f"output in {out}", flush=True)
     result = experiment.run_experiments(cfg, output_dir=out, resume=resume, overwrite=overwrite,

@@ -69,10 +69,9 @@ import numpy as np
 
 from azero_jax import program_arrays as pa
 from azero_jax import serialization
-from azero_jax.checkpoint import array_from_json, array_to_json
 from azero_jax.program import Algorithm
 from azero_jax.search import evolution_state
-from azero_jax.search.evolution import EvolutionState, Island, RegularizedEvolution, best_index
+from azero_jax.search.evolution import EvolutionState, RegularizedEvolution, best_index
 
 Allgather = Callable[[np.ndarray], np.ndarray]
 
@@ -261,25 +260,6 @@ def common_step(held: Sequence[Sequence[int]]) -> int | None:
     return max(common) if common else None
 
 
-def island_state_to_dict(state: EvolutionState) -> dict[str, Any]:
-    """`evolution_state.state_to_dict`, but the islands' program arrays and
-    fitnesses bit for bit (capacities and padding included)."""
-    data = evolution_state.state_to_dict(dataclasses.replace(state, islands=[]))
-    data["islands"] = [{"programs": [[array_to_json(a) for a in (c.ints, c.floats, c.lengths)] for c in isl.programs],
-                        "fitnesses": array_to_json(isl.fitnesses), "next_slot": int(isl.next_slot)}
-                       for isl in state.islands]
-    return data
-
-
-def island_state_from_dict(data: dict[str, Any]) -> EvolutionState:
-    state = evolution_state.state_from_dict({**data, "islands": []})
-    state.islands = [Island(pa.ProgramArrays(*[pa.ComponentCode(*[array_from_json(a) for a in code])
-                                               for code in isl["programs"]]),
-                            array_from_json(isl["fitnesses"]), int(isl["next_slot"]))
-                     for isl in data["islands"]]
-    return state
-
-
 # ------------------------------------------------------------ search --
 
 @dataclasses.dataclass
@@ -353,7 +333,7 @@ class DistributedIslands:
         states, its evaluators' states, the migrations done."""
         return {"islands": list(self.islands), "migrations": self.migrations,
                 "empty_steps": getattr(self, "_empty_steps", 0),
-                "states": [island_state_to_dict(st) for st in states],
+                "states": [evolution_state.state_to_dict(st) for st in states],
                 "evaluators": [s.evaluator.to_state() for s in self.searchers]}
 
     def load_state(self, data: dict[str, Any]) -> list[EvolutionState]:
@@ -365,7 +345,7 @@ class DistributedIslands:
             searcher.evaluator.load_state(saved)
         self.migrations = int(data["migrations"])
         self._empty_steps = int(data["empty_steps"])
-        return [island_state_from_dict(d) for d in data["states"]]
+        return [evolution_state.state_from_dict(d) for d in data["states"]]
 
     def gather_bests(self, states: Sequence[EvolutionState]) -> tuple[pa.ProgramArrays, np.ndarray]:
         """Every global island's best (program batch in global island order,

@@ -18,6 +18,7 @@ import numpy as np
 
 from azero_jax import program_arrays as pa
 from azero_jax import serialization
+from azero_jax.checkpoint import array_from_json, array_to_json
 from azero_jax.program import Algorithm
 
 
@@ -79,11 +80,14 @@ def make_rng(state: dict[str, Any]) -> np.random.Generator:
 # ------------------------------------------------------- checkpoints --
 
 def state_to_dict(state: EvolutionState) -> dict[str, Any]:
-    """JSON-friendly checkpoint of the state (programs in the package's JSON
-    program form; the float64 fitnesses as Python floats, exact via repr)."""
+    """JSON-friendly checkpoint of the state: each island's program arrays
+    and fitnesses bit for bit (`checkpoint.array_to_json`; capacities and
+    padding included), the best program in the package's JSON program form.
+    (Programs as JSON dicts, the older form that `state_from_dict` still
+    reads, took ~0.27 s per checkpoint of a demo population of 1000.)"""
     return {
-        "islands": [{"programs": [serialization.algorithm_to_dict(p) for p in isl.algorithms()],
-                     "fitnesses": [float(f) for f in isl.fitnesses], "next_slot": isl.next_slot}
+        "islands": [{"programs": [[array_to_json(a) for a in (c.ints, c.floats, c.lengths)] for c in isl.programs],
+                     "fitnesses": array_to_json(isl.fitnesses), "next_slot": int(isl.next_slot)}
                     for isl in state.islands],
         "rng_state": jsonable(state.rng_state),
         "num_individuals": state.num_individuals,
@@ -94,11 +98,19 @@ def state_to_dict(state: EvolutionState) -> dict[str, Any]:
     }
 
 
+def _island_from_dict(data: dict[str, Any]) -> Island:
+    programs, fitnesses = data["programs"], data["fitnesses"]
+    if programs and isinstance(programs[0], list):  # arrays (this version)
+        arrays = pa.ProgramArrays(*[pa.ComponentCode(*[array_from_json(a) for a in code]) for code in programs])
+    else:  # JSON program dicts (checkpoints written before)
+        arrays = [serialization.algorithm_from_dict(p) for p in programs]
+    values = array_from_json(fitnesses) if isinstance(fitnesses, dict) else np.asarray(fitnesses, dtype=np.float64)
+    return Island(arrays, values, int(data["next_slot"]))
+
+
 def state_from_dict(data: dict[str, Any]) -> EvolutionState:
     return EvolutionState(
-        islands=[Island([serialization.algorithm_from_dict(p) for p in isl["programs"]],
-                        np.asarray(isl["fitnesses"], dtype=np.float64), int(isl["next_slot"]))
-                 for isl in data["islands"]],
+        islands=[_island_from_dict(isl) for isl in data["islands"]],
         rng_state=copy_rng_state(data["rng_state"]),
         num_individuals=int(data["num_individuals"]),
         num_steps=int(data["num_steps"]),

@@ -15,18 +15,21 @@ the task size, only the wall time does.
     python tools/benchmark_throughput.py --configs=demo --demo_programs=256,1024,2048
     python tools/benchmark_throughput.py --configs=baseline --dataset=fashion_mnist   # real projected tasks
 
-With --backends=xla,pallas (any of the two, in that order of the flag), the
-tool instead runs the named JAX evaluation backends side by side on the
-device JAX finds, on the same programs and tasks, at each swept batch size
-(--programs, else the config's first size): train steps/s and programs/s
-(individuals/s) per backend, the pallas/xla ratio, and the largest fitness
-difference from the first backend (a correctness check). Off a GPU the
+With --backends=xla,pallas,native (any of them, in that order of the flag),
+the tool instead runs the named evaluation backends side by side on the
+same programs and tasks, at each swept batch size (--programs, else the
+config's first size): wall and CPU seconds, train steps/s (wall and per
+CPU-second) and programs/s (individuals/s) per backend, the pallas/xla and
+native/xla ratios, and the largest fitness difference from the first backend
+(a correctness check). native is the Numba CPU interpreter (float64, all
+cores); xla and pallas run on the device JAX finds. Off a GPU the
 pallas kernel runs in Pallas interpret mode: its figure is then a
 correctness run only, not a speed figure, and the output says so. Without
 the flag the tool does what it always did (the xla path against the NumPy
 reference).
 
     python tools/benchmark_throughput.py --backends=xla,pallas --configs=demo --programs=64
+    python tools/benchmark_throughput.py --backends=xla,native --dtype=float64 --programs=256,1024
 
 With --dataset, the baseline config runs on the experiment's real projected
 binary tasks (accuracy; the first 10 search tasks of experiments/cifar_binary.py,
@@ -71,8 +74,9 @@ flags.DEFINE_string("gate", "auto", "op-group gating policy of the JAX interpret
 flags.DEFINE_float("cpp_demo_steps_per_cpu_s", None, "a measured C++ figure to compare the demo with (train steps "
                    "per CPU-second of one core of the authors' run_search_experiment); no ratio is printed without "
                    "it. The whole-search comparison with the C++ is tools/compare_reference.py")
-flags.DEFINE_list("backends", [], "run these JAX backends side by side (xla, pallas) instead of the default "
-                  "xla-vs-reference run; pallas is interpret mode (a correctness run only) off a GPU")
+flags.DEFINE_list("backends", [], "run these backends side by side (xla, pallas, native) instead of the default "
+                  "xla-vs-reference run; pallas is interpret mode (a correctness run only) off a GPU; "
+                  "native is the Numba CPU interpreter (float64)")
 flags.DEFINE_string("dataset", None, "baseline on real projected tasks of this dataset (digits, mnist, "
                     "fashion_mnist, cifar10) instead of synthetic regression tasks")
 flags.DEFINE_string("data_dir", None, "folder of --dataset's files (not needed for digits / the Debian Fashion-MNIST)")
@@ -262,13 +266,36 @@ def run_config(name: str, rows: list, summary: dict) -> None:
         summary["demo_over_cpp_core"] = round(best["steps_per_cpu_s"] / FLAGS.cpp_demo_steps_per_cpu_s, 3)
 
 
-BACKENDS = ("xla", "pallas")
+BACKENDS = ("xla", "pallas", "native")
 
 
-def _backend_runner(backend: str, arrays, memory, subsets):
-    """(evaluate(programs) -> fitness, a note on the figure) for one JAX backend."""
+def _native_runner(tasks, memory):
+    """evaluate(programs) -> (programs, tasks) fitness on the native backend
+    (float64, every CPU core; conversion to arrays included, as xla's
+    packing is)."""
+    from azero_jax import native_eval, program_arrays
+
+    data = native_eval.TaskData.from_tasks(tasks)
+    big = np.full(1, np.iinfo(np.int64).max // 2)
+
+    def evaluate(progs):
+        p, t = len(progs), len(tasks)
+        out = native_eval.run_jobs(program_arrays.from_algorithms(progs), data, memory,
+                                   program=np.repeat(np.arange(p), t), task=np.tile(np.arange(t), p),
+                                   num_train=np.repeat(big, p * t), num_valid=np.repeat(big, p * t),
+                                   seed=np.zeros(p * t, np.int64))
+        return out.fitness.reshape(p, t)
+
+    return evaluate
+
+
+def _backend_runner(backend: str, arrays, memory, subsets, tasks=None):
+    """(evaluate(programs) -> fitness, a note on the figure) for one backend."""
     from azero_jax import jax_eval
 
+    if backend == "native":
+        note = "float64 (native computes in float64)" if FLAGS.dtype != "float64" else ""
+        return _native_runner(tasks, memory), note
     if backend == "xla":
         return (lambda progs: jax_eval.evaluate_batch(progs, arrays, memory, op_subsets=subsets, dtype=FLAGS.dtype,
                                                       gate=FLAGS.gate)), ""
@@ -298,20 +325,22 @@ def run_backends(name: str, backends: list[str], rows: list, summary: dict) -> N
         steps = n_prog * len(tasks) * n_train  # programs that stop early still cost (masked lanes)
         first_fit, by_backend = None, {}
         for backend in backends:
-            evaluate, note = _backend_runner(backend, arrays, memory, subsets)
+            evaluate, note = _backend_runner(backend, arrays, memory, subsets, tasks)
             t0 = time.perf_counter()
             fit = np.asarray(evaluate(progs))
             first = time.perf_counter() - t0
-            wall = float("inf")
+            wall = cpu = float("inf")
             for _ in range(max(1, FLAGS.repeats)):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 fit = np.asarray(evaluate(progs))
-                wall = min(wall, time.perf_counter() - t0)
+                if time.perf_counter() - t0 < wall:
+                    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             diff = 0.0 if first_fit is None else float(np.nanmax(np.abs(fit - first_fit), initial=0.0))
             first_fit = fit if first_fit is None else first_fit
             row = dict(config=name, backend=backend, dtype=FLAGS.dtype, programs=n_prog, lanes=n_prog * len(tasks),
-                       compile_s=round(first - wall, 2), wall_s=round(wall, 3),
+                       compile_s=round(first - wall, 2), wall_s=round(wall, 3), cpu_s=round(cpu, 3),
                        programs_per_s=round(n_prog / wall, 1), steps_per_s=round(steps / wall),
+                       steps_per_cpu_s=round(steps / max(cpu, 1e-9)),
                        max_fitness_diff=diff, note=note)
             rows.append(row)
             by_backend[backend] = row
@@ -325,7 +354,12 @@ def run_backends(name: str, backends: list[str], rows: list, summary: dict) -> N
             print(f"  pallas/xla: {ratio:.3g}x train steps/s at {n_prog} programs{caveat}")
             summary[f"{name}_pallas_over_xla"] = round(ratio, 4)
             summary["pallas_interpret"] = int(bool(caveat))
+        if {"xla", "native"} <= set(by_backend):
+            ratio = by_backend["native"]["steps_per_s"] / max(by_backend["xla"]["steps_per_s"], 1)
+            print(f"  native/xla: {ratio:.3g}x train steps/s at {n_prog} programs")
+            summary[f"{name}_native_over_xla"] = round(ratio, 4)
         for backend, row in by_backend.items():
+            summary[f"{name}_{backend}_steps_per_cpu_s"] = row["steps_per_cpu_s"]
             summary[f"{name}_{backend}_steps_per_s"] = row["steps_per_s"]
             summary[f"{name}_{backend}_programs_per_s"] = row["programs_per_s"]
             summary[f"{name}_{backend}_max_fitness_diff"] = row["max_fitness_diff"]

@@ -3,7 +3,8 @@
 One lane = one (program, task) job, evaluated exactly as `azero_jax.reference`
 does it (same loop, same per-example rules, same random stream), one
 instruction at a time on a private S/V/M memory, as the authors' C++ does.
-Jobs run in parallel over the CPU's cores (`prange`). Float64 only.
+Jobs run in parallel over the CPU's cores (GIL-free threads, each on its own
+block of jobs: `native_eval.run_jobs`). Float64 only.
 
 Why a second interpreter on the CPU: the batched XLA interpreter runs about
 78 XLA:CPU kernels per example step on the demo (one per instruction and op

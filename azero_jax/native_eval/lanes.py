@@ -66,7 +66,7 @@ def _predicted_class(v, classes):
 @njit(**_FAST)
 def evaluate_lane(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, learn_f, learn_n,
                   x_train, y_train, order, per_epoch, x_valid, y_valid, valid_size, num_valid, rule, classes, f,
-                  task_index, seed, num_all_train, max_abs_error, s, v, m, tmp, errors):
+                  task_index, seed, num_all_train, max_abs_error, s, v, m, tmp, errors, valid_errors):
     """One job. `valid_size`: the task's validation count (keys the random
     stream); `num_valid`: how many of them to run. Returns (fitness,
     train_steps, n_errors): `errors` (a row of at
@@ -156,7 +156,7 @@ def evaluate_lane(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, le
                 error = abs(label - s[_PREDICTION])
                 loss += error * error
             if record:
-                errors[n_train_errors + n_valid_errors] = error
+                valid_errors[n_valid_errors] = error
             n_valid_errors += 1
             if error != error or error > max_abs_error:
                 valid_stop = True
@@ -169,6 +169,9 @@ def evaluate_lane(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, le
             best = max(best, fit)
         epoch += 1
         start += stride
+    if record:  # the last validated epoch's errors after all train errors, as the reference records them
+        for i in range(n_valid_errors):
+            errors[n_train_errors + i] = valid_errors[i]
     return best, steps, n_train_errors + n_valid_errors
 
 
@@ -204,6 +207,7 @@ def evaluate_jobs(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, le
     v = np.zeros((vectors, f))
     m = np.zeros((matrices, f, f))
     tmp = np.zeros(2 * f * (f + 1) + STACK)  # scratch: written before it is read
+    valid_errors = np.zeros(errors.shape[1])  # one epoch's valid errors (a later epoch may stop in training)
     for j in which:
         p = job_program[j]
         t = job_task[j]
@@ -223,7 +227,7 @@ def evaluate_jobs(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, le
             setup_i[p], setup_f[p], setup_n[p], pred_i[p], pred_f[p], pred_n[p], learn_i[p], learn_f[p], learn_n[p],
             x_train[t], y_train[t], order[t], per_epoch[t], x_valid[t], y_valid[t], valid_size[t], job_valid[j], rule[t],
             classes[t], features[t], task_index[t], job_seed[j], job_train[j], max_abs_error,
-            s, v, m, tmp, errors[j])
+            s, v, m, tmp, errors[j], valid_errors)
         fitness[j] = fit
         steps[j] = st
         lengths[j] = n

@@ -665,35 +665,3 @@ def test_threads_do_not_change_results(monkeypatch):
         assert _same_bits(out.errors, base.errors), threads
     assert _same_bits(quiet.fitness, base.fitness) and quiet.errors.shape == (p.size, 0)
     np.testing.assert_array_equal(quiet.train_steps, base.train_steps)
-
-
-def test_pipelined_fec_changes_nothing():
-    """The native backend's pipelined FEC (`CachedEvaluator._evaluate_jobs_pipelined`:
-    hashing and LRU lookups of one half while the backend runs the other in a
-    background thread) gives exactly the unpipelined search: populations,
-    fitnesses, the FEC cache (its LRU order included) and every counter; with
-    a small cache, so that evictions and forgetting happen mid-step."""
-    from azero_jax.search import evolution as evo
-    from azero_jax.search.array_mutator import ArrayMutator
-    from azero_jax.search.mutator import DEMO_MUTATION_TYPES, InitialPopulation, MutatorConfig
-
-    memory = MemoryShape(4, 3, 1, 4)
-    demo_tasks = tasks_lib.make_tasks(tasks_lib.TaskSpec(kind="linear", features=4, num_train=20, num_valid=10,
-                                                        num_tasks=4, data_seeds=(1, 2, 3, 4), param_seeds=(5, 6, 7, 8)))
-    ops = {f"{c}_ops": ops_lib.DEMO_OPS for c in ("setup", "predict", "learn")}
-    mcfg = MutatorConfig(memory, mutation_types=DEMO_MUTATION_TYPES, mutate_prob=0.9, **ops)
-    runs = []
-    for pipeline in (True, False):
-        ev = evaluation.make_evaluator(demo_tasks, memory, backend="native",
-                                       fec_spec=FECSpec(10, 10, cache_size=300, forget_every=5))
-        assert ev.pipeline and ev.probe_memo is None  # the native backend's defaults
-        ev.pipeline = pipeline
-        gen = InitialPopulation.from_config("random", (4, 1, 4), mcfg)
-        config = evo.EvolutionConfig(population_size=64, tournament_size=5, children_per_step=40,
-                                     progress_every=10**9)
-        search = evo.RegularizedEvolution(config, ArrayMutator(mcfg), gen, ev, log=None)
-        state = search.run(search.init(3), max_steps=25)
-        runs.append((evo.state_to_dict(state), ev.to_state(), ev.counters()))
-    assert runs[0] == runs[1]
-    counters = runs[0][2]
-    assert counters.fec_hits > 0 and counters.fec_misses > 0 and counters.individuals >= 64 + 25 * 40

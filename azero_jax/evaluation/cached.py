@@ -19,7 +19,6 @@ values, cache contents and train-step counts as one-at-a-time evaluation.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,13 +28,12 @@ import numpy as np
 from azero_jax import fitness as fitness_lib
 from azero_jax import liveness
 from azero_jax import rng as rng_lib
-from azero_jax.evaluation.base import Backend, Counters, Jobs, ProbeErrors, check_search_task_size
+from azero_jax.evaluation.base import Backend, Counters, Jobs, check_search_task_size
 from azero_jax.program_arrays import ProgramArrays, Programs, count
 from azero_jax.search.fec import FEC_RANDOM_SEED, FECCache, FECSpec, fec_key, probe_digest
 from azero_jax.search.train_budget import TrainBudget
 
 PROBE_MEMO_SIZE = 200_000  # programs (~50 MB with 10 tasks); the memo starts over beyond this
-PIPELINE_MIN_JOBS = 32  # smallest half a pipelined batch is split into
 _STATE_KEYS = ("num_individuals", "num_train_steps", "num_full_evaluations", "cache")
 
 
@@ -88,10 +86,6 @@ class CachedEvaluator:
         if len(layouts) > 1:
             self.probe_memo = None
         self.num_probes_skipped = 0
-        # Pipelined FEC (`_evaluate_jobs_pipelined`) where the backend runs GIL-free (its
-        # `concurrent` attribute) and the probe memo is off; never changes results.
-        self.pipeline = bool(getattr(backend, "concurrent", False))
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.train_budget = train_budget
         self.hurdle_tasks = int(hurdle_tasks)
         self.hurdle_percentile = float(hurdle_percentile)
@@ -186,8 +180,11 @@ class CachedEvaluator:
                 self.num_probes_skipped += len(jobs) - todo.size
         self.timers["probe_memo"] += time.perf_counter() - start
         if todo.size:
+            start = time.perf_counter()
             probe_jobs = jobs.take(todo)
-            probe = self._probe(programs, probe_jobs)
+            probe = self.backend.probe(programs, probe_jobs, num_train=self.fec_spec.num_train_examples,
+                                       num_valid=self.fec_spec.num_valid_examples, seed=FEC_RANDOM_SEED)
+            self.timers["probe"] += time.perf_counter() - start
             start = time.perf_counter()
             digest[todo] = probe_digest(probe.errors, probe.lengths, self._task_index[probe_jobs.task])
             steps[todo] = probe.train_steps
@@ -200,22 +197,6 @@ class CachedEvaluator:
                     self.probe_memo[keys[i]] = memo[i].copy()  # not a view: the batch array is freed
             self.timers["hash"] += time.perf_counter() - start
         return fec_key(digest, jobs.num_train_examples), steps
-
-    def _probe(self, programs: Programs, jobs: Jobs) -> ProbeErrors:
-        """The backend's FEC probe of `jobs` (timed)."""
-        start = time.perf_counter()
-        probe = self.backend.probe(programs, jobs, num_train=self.fec_spec.num_train_examples,
-                                   num_valid=self.fec_spec.num_valid_examples, seed=FEC_RANDOM_SEED)
-        self.timers["probe"] += time.perf_counter() - start
-        return probe
-
-    def _keys(self, jobs: Jobs, probe: ProbeErrors) -> tuple[list[int], np.ndarray]:
-        """FEC keys (as Python ints, for the cache) and probe train steps of `jobs` from their probe."""
-        start = time.perf_counter()
-        digest = probe_digest(probe.errors, probe.lengths, self._task_index[jobs.task])
-        keys = fec_key(digest, jobs.num_train_examples).tolist()
-        self.timers["hash"] += time.perf_counter() - start
-        return keys, probe.train_steps
 
     def full(self, programs: Programs, jobs: Jobs) -> tuple[np.ndarray, np.ndarray]:
         """Fitness and train steps per job; a job with no train examples (over
@@ -233,9 +214,6 @@ class CachedEvaluator:
     def _evaluate_jobs(self, programs: Programs, jobs: Jobs) -> list[float]:
         """Per-job fitness: FEC probe + lookup (if on), then one batched full
         evaluation of the misses; counts train steps."""
-        if self.cache is not None and self.probe_memo is None and self.pipeline \
-                and len(jobs) >= 2 * PIPELINE_MIN_JOBS:
-            return self._evaluate_jobs_pipelined(programs, jobs)
         if self.cache is None:
             full_jobs = jobs
             slots: list[float | int] = list(range(len(jobs)))
@@ -258,50 +236,6 @@ class CachedEvaluator:
         if self.cache is not None:
             self.cache.fill_batch(missed_keys, values)
         return [v if type(v) is float else values[v] for v in slots]
-
-    def _evaluate_jobs_pipelined(self, programs: Programs, jobs: Jobs) -> list[float]:
-        """`_evaluate_jobs` with FEC in two halves A, B, so that the host's
-        hashing and LRU lookups run while the backend works in a background
-        thread (a GIL-free backend: `CachedEvaluator.pipeline`):
-
-            probe A | probe B (background)  + lookups A
-                    | full A  (background)  + hash B, lookups B
-                    | full B, fill A and B
-
-        The cache sees the same operations in the same order as one batch
-        (lookups of A then B, with B's reservations numbered after A's, then
-        one fill), so results, cache and counters are those of
-        `_evaluate_jobs` (tested)."""
-        half = len(jobs) // 2
-        part_a, part_b = jobs.take(np.arange(half)), jobs.take(np.arange(half, len(jobs)))
-        pool = self._background()
-        keys_a, steps_a = self._keys(part_a, self._probe(programs, part_a))
-        probe_b = pool.submit(self._probe, programs, part_b)
-        start = time.perf_counter()
-        slots_a, miss_a = self.cache.lookup_batch(keys_a)
-        self.timers["cache"] += time.perf_counter() - start
-        full_a_jobs = part_a.take(np.asarray(miss_a, dtype=np.int64))
-        keys_b, steps_b = self._keys(part_b, probe_b.result())
-        full_a = pool.submit(self.full, programs, full_a_jobs)
-        start = time.perf_counter()
-        slots_b, miss_b = self.cache.lookup_batch(keys_b, first_miss=len(miss_a))
-        self.timers["cache"] += time.perf_counter() - start
-        full_b_jobs = part_b.take(np.asarray(miss_b, dtype=np.int64))
-        fitness_a, full_steps_a = full_a.result()
-        start = time.perf_counter()
-        fitness_b, full_steps_b = self.full(programs, full_b_jobs)
-        self.timers["full"] += time.perf_counter() - start
-        self.num_full_evaluations += len(miss_a) + len(miss_b)
-        self.num_train_steps += int(steps_a.sum()) + int(steps_b.sum()) + int(full_steps_a.sum()) \
-            + int(full_steps_b.sum())
-        values = fitness_a.tolist() + fitness_b.tolist()
-        self.cache.fill_batch([keys_a[j] for j in miss_a] + [keys_b[j] for j in miss_b], values)
-        return [v if type(v) is float else values[v] for v in slots_a + slots_b]
-
-    def _background(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="azero-evaluator")
-        return self._pool
 
     def interpreter_rate(self, programs: Programs, *, repeats: int = 2,
                          repeat_below_seconds: float = 1.0) -> tuple[int, float]:

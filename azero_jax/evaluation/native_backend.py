@@ -34,8 +34,6 @@ class NativeBackend:
     # The FEC probe memo (`CachedEvaluator.probe_keys`) computes a live-code key per program to skip
     # a quarter of the probes; on this backend a probe costs less than its key.
     probe_memo = False
-    # Calls run GIL-free: the evaluator may overlap its hashing and cache lookups with them.
-    concurrent = True
 
     def __init__(self, tasks: Sequence[Task], memory: MemoryShape, *,
                  max_abs_error: float = fitness_lib.MAX_ABS_ERROR, dtype: str = "float64"):

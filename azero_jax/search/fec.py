@@ -150,17 +150,14 @@ class FECCache:
             del self._entries[key]
         return value
 
-    def lookup_batch(self, keys: Sequence[int], first_miss: int = 0) -> tuple[list[float | int], list[int]]:
+    def lookup_batch(self, keys: Sequence[int]) -> tuple[list[float | int], list[int]]:
         """`find` of every key in order, reserving each miss at once (so a
         later equal key in the batch hits it, as sequentially): returns, per
         key, the cached fitness (float) or the index (int) of the miss that
         will produce it, and the positions of the misses. `fill_batch` stores
         the misses' fitnesses. The same LRU moves, counts and evictions as
         `find` + `insert` one key at a time, in one loop (this runs ~10 times
-        per child: per (program, task)). A batch may be looked up in parts,
-        in order: `first_miss` numbers this part's misses after the earlier
-        parts' (the sum of their miss counts), and one `fill_batch` of all
-        parts' missed keys then fills them."""
+        per child: per (program, task))."""
         entries, forget = self._entries, self.spec.forget_every
         move, capacity = entries.move_to_end, self.spec.cache_size
         slots: list[float | int] = []
@@ -169,7 +166,7 @@ class FECCache:
         for j, key in enumerate(keys):
             entry = entries.get(key)
             if entry is None:
-                marker = _Reserved(first_miss + len(misses))
+                marker = _Reserved(len(misses))
                 misses.append(j)
                 entries[key] = [marker, 1]
                 if len(entries) > capacity:

@@ -68,6 +68,13 @@ def case_memory(manifest: dict, case: dict) -> MemoryShape:
     return MemoryShape(m["scalar"], m["vector"], m["matrix"], case["features_size"])
 
 
+def case_group(manifest: dict, cases: list[dict]) -> tuple[MemoryShape, list, list[Task]]:
+    """Cases of one feature size as (memory, parsed programs, tasks), one program and task per case."""
+    memory = case_memory(manifest, cases[0])
+    algorithms = [serialization.parse_algorithm(read_program(c), source=c["program"], memory=memory) for c in cases]
+    return memory, algorithms, [case_task(c) for c in cases]
+
+
 def close(a, b, rtol: float = 1e-9, atol: float = 1e-12) -> bool:
     """The cases' tolerance: NaN matches NaN, infinities exactly, zero sign ignored."""
     a = math.nan if a is None else float(a)

@@ -37,7 +37,7 @@ import math
 import numpy as np
 import pytest
 
-from azero_jax import evaluation, native_eval, reference, serialization
+from azero_jax import evaluation, native_eval, reference
 from azero_jax import ops as ops_lib
 from azero_jax import rng as rng_lib
 from azero_jax import tasks as tasks_lib
@@ -592,10 +592,7 @@ def test_every_cpp_case_matches_through_the_native_backend():
     assert set(groups) == {2, 4, 8, 16, 32}
     checked, bad = 0, []
     for features, cases in sorted(groups.items()):
-        memory = cpp_cases.case_memory(manifest, cases[0])
-        algs = [serialization.parse_algorithm(cpp_cases.read_program(c), source=c["program"], memory=memory)
-                for c in cases]
-        task_list = [cpp_cases.case_task(c) for c in cases]
+        memory, algs, task_list = cpp_cases.case_group(manifest, cases)
         n = len(cases)
         backend = evaluation.make_backend("native", task_list, memory, max_abs_error=manifest["max_abs_error"])
         budgets = np.array([t.num_train for t in task_list])

@@ -225,10 +225,7 @@ def test_every_cpp_case_matches_through_the_kernel():
             groups[case["features_size"]].append(case)
     checked, bad = 0, []
     for features, cases in sorted(groups.items()):
-        memory = cpp_cases.case_memory(manifest, cases[0])
-        algs = [serialization.parse_algorithm(cpp_cases.read_program(c), source=c["program"], memory=memory)
-                for c in cases]
-        task_list = [cpp_cases.case_task(c) for c in cases]
+        memory, algs, task_list = cpp_cases.case_group(manifest, cases)
         used = sorted(set().union(*(a.ops_used() for a in algs)) | {ops_lib.NO_OP_ID})
         pins = dict(num_train=max(t.num_train for t in task_list), num_valid=max(t.num_valid for t in task_list))
         min_lengths = {c: max(len(a.component(c)) for a in algs) for c in COMPONENTS}

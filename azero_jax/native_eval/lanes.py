@@ -27,6 +27,18 @@ def _logistic(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+@njit(inline="always", **_FAST)
+def _predict_inputs(s, v, x, row, f, rule):
+    """Before Predict: v0 = x[row]; the label hidden (s0 = 0, multiclass: v1 = 0)."""
+    for i in range(f):
+        v[_FEATURES, i] = x[row, i]
+    if rule == MULTICLASS:
+        for i in range(f):
+            v[_LABEL_VECTOR, i] = 0.0
+    else:
+        s[_LABEL] = 0.0
+
+
 @njit(**_FAST)
 def _softmax_into(v, f, classes, tmp):
     """v[2] = padded softmax of its first C logits (`multiclass.softmax`);
@@ -88,13 +100,7 @@ def evaluate_lane(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, le
             ex = order[step]
             y = y_train[ex]
             steps += 1
-            for i in range(f):
-                v[_FEATURES, i] = x_train[ex, i]
-            if rule == MULTICLASS:
-                for i in range(f):
-                    v[_LABEL_VECTOR, i] = 0.0
-            else:
-                s[_LABEL] = 0.0
+            _predict_inputs(s, v, x_train, ex, f, rule)
             _execute(pred_i, pred_f, pred_n, s, v, m, f, tmp, seed, task_index, _PHASE_TRAIN, step, _PREDICT)
             if rule == MULTICLASS:
                 _softmax_into(v, f, classes, tmp)
@@ -126,13 +132,7 @@ def evaluate_lane(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, le
         valid_stop = False
         n_valid_errors = 0
         for i in range(num_valid):
-            for k in range(f):
-                v[_FEATURES, k] = x_valid[i, k]
-            if rule == MULTICLASS:
-                for k in range(f):
-                    v[_LABEL_VECTOR, k] = 0.0
-            else:
-                s[_LABEL] = 0.0
+            _predict_inputs(s, v, x_valid, i, f, rule)
             _execute(pred_i, pred_f, pred_n, s, v, m, f, tmp, seed, task_index, _PHASE_VALID,
                      epoch * valid_size + i, _PREDICT)
             if valid_stop:

@@ -662,3 +662,18 @@ def test_threads_do_not_change_results(monkeypatch):
         assert _same_bits(out.errors, base.errors), threads
     assert _same_bits(quiet.fitness, base.fitness) and quiet.errors.shape == (p.size, 0)
     np.testing.assert_array_equal(quiet.train_steps, base.train_steps)
+
+
+def test_backend_note_says_when_the_interpreter_compiles_or_numba_is_missing(monkeypatch):
+    """A run logs one line before it starts: the native interpreter's first
+    compilation, or that "auto" runs xla on this CPU because Numba is missing."""
+    monkeypatch.setattr(native_eval, "compiled_on_disk", lambda: False)
+    assert "compiling the interpreter once" in evaluation.backend_note("auto", "float64")
+    monkeypatch.setattr(native_eval, "compiled_on_disk", lambda: True)
+    assert evaluation.backend_note("auto", "float64") is None
+    assert evaluation.backend_note("xla", "float64") is None
+    monkeypatch.setattr(native_eval, "available", lambda: False)
+    assert evaluation.resolve_backend("auto", 4, "float64") == "xla"
+    note = evaluation.backend_note("auto", "float64")
+    assert "Numba is not installed" in note and "azero-jax[cpu]" in note
+    assert evaluation.backend_note("auto", "float32") is None  # float32 is xla's anyway

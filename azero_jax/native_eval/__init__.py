@@ -53,9 +53,16 @@ def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
 
 def compiled_on_disk() -> bool:
     """Whether Numba's on-disk cache already holds the compiled interpreter
-    (else the first batch compiles it: about 30 s on a 2-core CPU)."""
-    folder = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(__file__), "__pycache__")
-    return bool(glob.glob(os.path.join(folder, "**", "lanes.evaluate_jobs-*.nbi"), recursive=True))
+    (else the first batch compiles it: about 30 s on a 2-core CPU). Numba
+    caches next to the source, or, where that is not writable, in its
+    user-wide folder; NUMBA_CACHE_DIR overrides both."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        folders = [os.environ["NUMBA_CACHE_DIR"]]
+    else:
+        folders = [os.path.join(os.path.dirname(__file__), "__pycache__"),
+                   os.path.join(os.path.expanduser("~"), ".cache", "numba")]
+    return any(glob.glob(os.path.join(folder, "**", "lanes.evaluate_jobs-*.nbi"), recursive=True)
+               for folder in folders)
 
 
 def missing_reason() -> str:

@@ -75,7 +75,7 @@ def _predicted_class(v, classes):
     return np.nan
 
 
-@njit(**_FAST)
+@njit(inline="always", **_FAST)
 def evaluate_lane(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, learn_f, learn_n,
                   x_train, y_train, order, per_epoch, x_valid, y_valid, valid_size, num_valid, rule, classes, f,
                   task_index, seed, num_all_train, max_abs_error, s, v, m, tmp, errors, valid_errors):

@@ -104,6 +104,8 @@ def test_bad_json_file(tmp_path):
 def test_backend_and_dtype_rules(tmp_path):
     with pytest.raises(ConfigError, match="needs backend 'xla'"):
         experiment.run_experiments(_tiny(dtype="float32"), output_dir=str(tmp_path), log=None)
+    with pytest.raises(ConfigError, match="the native backend computes in float64; dtype 'float32' needs backend 'xla'"):
+        experiment.run_experiments(_tiny(dtype="float32", backend="native"), output_dir=str(tmp_path), log=None)
     demo = experiment.get_preset("demo")
     assert (demo.backend, demo.dtype, demo.children_per_step) == ("auto", "float64", 250)
     assert demo.replace(backend="reference", children_per_step=1).backend == "reference"

@@ -89,17 +89,20 @@ class ExperimentConfig:
     Sizes: mutate_*_size_min <= mutate_*_size_max and *_size_init <=
       mutate_*_size_max when a maximum is set. Floats must be finite.
     backend: "auto" (the default: "pallas" on an NVIDIA GPU when F is a
-      power of two, else "xla"), "xla" (the batched JAX interpreter
-      `azero_jax.jax_eval` on CPU, GPU or TPU; feed it with children_per_step
-      in the hundreds; "jax" is accepted as its old name), "pallas" (one
-      Pallas kernel per batch, `azero_jax.pallas_eval`: GPUs; interpret mode,
-      slow, on CPU) or "reference" (the NumPy oracle, one program and task
-      at a time). Select/final evaluations use the same backend.
+      power of two, "native" on a CPU when Numba is installed and the dtype
+      is float64, else "xla"), "native" (the oracle compiled by Numba,
+      `azero_jax.native_eval`: the CPU's fast path, float64, one job per core
+      at a time), "xla" (the batched JAX interpreter `azero_jax.jax_eval` on
+      CPU, GPU or TPU; feed it with children_per_step in the hundreds; "jax"
+      is accepted as its old name), "pallas" (one Pallas kernel per batch,
+      `azero_jax.pallas_eval`: GPUs; interpret mode, slow, on CPU) or
+      "reference" (the NumPy oracle, one program and task at a time).
+      Select/final evaluations use the same backend.
     dtype: compute dtype of the xla backend: "auto" (the default) is float32
       when JAX runs on a GPU or TPU and float64 on a CPU; "float64" agrees
       with the reference bit for bit on the demo ops, so FEC hashes agree
       too; "float32" hashes differently and is consistent only with itself.
-      The reference computes float64 ("auto" or "float64").
+      The reference and native backends compute float64 ("auto" or "float64").
     children_per_step: children per evolution step and island, evaluated in
       one batched call (1 = the reference's sequential algorithm).
     island_task_groups: None = every island searches on all search_tasks;

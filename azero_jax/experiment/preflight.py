@@ -22,8 +22,9 @@ def check_runnable(config: ExperimentConfig) -> None:
     real, sizes, labels: `tasks.make_tasks` checks them; finite), and the
     search tasks against the FEC probe and the minimum train examples (the
     hurdle count is the config's own check)."""
-    if config.backend == "reference" and config.dtype not in ("auto", "float64"):
-        raise ConfigError(f"the reference backend computes in float64; dtype {config.dtype!r} needs backend 'xla'")
+    if config.backend in ("reference", "native") and config.dtype not in ("auto", "float64"):
+        raise ConfigError(f"the {config.backend} backend computes in float64; dtype {config.dtype!r} needs backend "
+                          "'xla'")
     for which in ("search", "select", "final"):
         sizes = []  # (name, train examples over all epochs, valid examples) per task
         for i, spec in enumerate(config.task_specs(which)):

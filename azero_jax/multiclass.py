@@ -64,6 +64,14 @@ PREDICTION_VECTOR_ADDRESS = 2  # v2: logits after Predict; softmax (padded) for 
 MIN_VECTORS = 3  # v0, v1, v2
 
 
+def check_vectors(vectors: int) -> None:
+    """ValueError unless memory with `vectors` vector addresses can hold the
+    layout (v0 features, v1 label, v2 prediction)."""
+    if vectors < MIN_VECTORS:
+        raise ValueError(f"multiclass tasks need at least {MIN_VECTORS} vector addresses (v0 features, v1 label, "
+                         f"v2 prediction), got memory with {vectors}")
+
+
 def one_hot(xp, label, features: int, dtype):
     """(..., F) one-hot rows of integer-valued float labels (...,)."""
     return (xp.arange(features)[None, :] == xp.reshape(label, (-1, 1))).astype(dtype).reshape(

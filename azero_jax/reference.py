@@ -149,9 +149,8 @@ def evaluate_task(
 
 def _evaluate_task(algorithm, task, memory, seed, max_abs_error, num_train_examples, num_valid_examples):
     multiclass = task.eval_type == fitness_lib.MULTICLASS
-    if multiclass and memory.vectors < mc.MIN_VECTORS:
-        raise ValueError(f"multiclass tasks need at least {mc.MIN_VECTORS} vector addresses (v0 features, v1 label, "
-                         f"v2 prediction), got memory with {memory.vectors}")
+    if multiclass:
+        mc.check_vectors(memory.vectors)
     executor = _Executor(algorithm, task, memory, seed)
     mem = executor.memory
     classification = task.eval_type == fitness_lib.ACCURACY

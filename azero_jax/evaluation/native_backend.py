@@ -44,13 +44,11 @@ class NativeBackend:
         self.tasks = tuple(tasks)
         if not self.tasks:
             raise ValueError("the native backend needs at least one task")
-        if memory.vectors < mc.MIN_VECTORS and any(t.eval_type == fitness_lib.MULTICLASS for t in self.tasks):
-            raise ValueError(f"multiclass tasks need at least {mc.MIN_VECTORS} vector addresses (v0 features, "
-                             f"v1 label, v2 prediction), got memory with {memory.vectors}")
+        if any(t.eval_type == fitness_lib.MULTICLASS for t in self.tasks):
+            mc.check_vectors(memory.vectors)
         self.memory = memory
         self.max_abs_error = float(max_abs_error)
         self.data = native_eval.TaskData.from_tasks(self.tasks)
-        self.valid_sizes = self.data.valid_size
         # Wall seconds inside the interpreter (the search's profile subtracts them, as for xla).
         self.interpreter_seconds = 0.0
 
@@ -74,5 +72,5 @@ class NativeBackend:
         return ProbeErrors(out.errors, out.lengths, out.train_steps)
 
     def full(self, programs: Programs, jobs: Jobs) -> FullResults:
-        out = self._run(programs, jobs, jobs.num_train_examples, self.valid_sizes[jobs.task], jobs.seed, False)
+        out = self._run(programs, jobs, jobs.num_train_examples, self.data.valid_size[jobs.task], jobs.seed, False)
         return FullResults(out.fitness, out.train_steps)

@@ -302,10 +302,9 @@ def run_experiments(config: ExperimentConfig, *, output_dir: str, resume: bool =
     preflight.check_runnable(config)
     os.makedirs(output_dir, exist_ok=True)
     run = _Run(config, output_dir, log, step_hook)
-    if config.backend != "reference":
-        note = evaluation.backend_note(config.backend, config.compute_dtype())
-        if note:
-            run.log(note)
+    note = evaluation.backend_note(config.backend, config.compute_dtype())
+    if note:
+        run.log(note)
     if resume:
         run.restore()
         report.reset_checks(run.checks_path, run.experiment_index)

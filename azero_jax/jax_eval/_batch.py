@@ -18,7 +18,7 @@ from azero_jax import fitness as fitness_lib
 from azero_jax import ops as ops_lib
 from azero_jax.jax_eval.compile import CompiledBatch, compile_programs
 from azero_jax.jax_eval.interpreter import Static, build_evaluator
-from azero_jax.multiclass import MIN_VECTORS
+from azero_jax.multiclass import check_vectors
 from azero_jax.program import COMPONENTS, Algorithm, MemoryShape
 from azero_jax.program_arrays import ProgramArrays
 from azero_jax.tasks import Task
@@ -220,9 +220,8 @@ def _prepare(batch: CompiledBatch, tasks: Sequence[Task] | TaskArrays, memory: M
     st = Static(memory.scalars, memory.vectors, memory.matrices, arrays.features, dtype, subsets,
                 arrays.num_epochs, arrays.num_train, arrays.num_valid, gate, bool(return_details),
                 num_classes=arrays.num_classes)
-    if arrays.num_classes and memory.vectors < MIN_VECTORS:
-        raise ValueError(f"multiclass tasks need at least {MIN_VECTORS} vector addresses (v0 features, v1 label, "
-                         f"v2 prediction), got memory with {memory.vectors}")
+    if arrays.num_classes:
+        check_vectors(memory.vectors)
     n_lane = _lane_train_counts(num_train_examples, arrays, batch.batch, batch.num_programs)
     lane_seed = _lane_seeds(seed, batch.batch, batch.num_programs)
     args = (tuple(batch.setup), tuple(batch.predict), tuple(batch.learn), *arrays.device_args(dtype, devices),

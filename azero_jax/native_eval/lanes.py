@@ -39,6 +39,12 @@ def _predict_inputs(s, v, x, row, f, rule):
         s[_LABEL] = 0.0
 
 
+@njit(inline="always", **_FAST)
+def _nan_max(a, b):
+    """`np.maximum(a, b)`: NaN if either is NaN, else the larger (a on ties)."""
+    return b if (b > a or b != b) and a == a else a
+
+
 @njit(**_FAST)
 def _softmax_into(v, f, classes, tmp):
     """v[2] = padded softmax of its first C logits (`multiclass.softmax`);
@@ -46,7 +52,7 @@ def _softmax_into(v, f, classes, tmp):
     top = v[_PREDICTION_VECTOR, 0]
     for c in range(1, classes):
         z = v[_PREDICTION_VECTOR, c]
-        top = z if (z > top or z != z) and top == top else top  # np.maximum: NaN propagates
+        top = _nan_max(top, z)
     for c in range(classes):
         tmp[c] = np.exp(v[_PREDICTION_VECTOR, c] - top)
     total = tmp[0]
@@ -69,7 +75,7 @@ def _predicted_class(v, classes):
         if z > top:
             best = float(c)
             top = z
-        nan_max = z if (z > nan_max or z != z) and nan_max == nan_max else nan_max
+        nan_max = _nan_max(nan_max, z)
     if math.isfinite(nan_max):
         return best
     return np.nan

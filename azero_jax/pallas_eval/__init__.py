@@ -105,7 +105,7 @@ from azero_jax.jax_eval._batch import (
     x64_scope,
 )
 from azero_jax.jax_eval.compile import CompiledBatch, compile_programs
-from azero_jax.multiclass import MIN_VECTORS
+from azero_jax.multiclass import check_vectors
 from azero_jax.pallas_eval.kernel import (
     OUTPUT_NAMES,
     TRITON_MAX_TENSOR_NUMEL,
@@ -171,9 +171,8 @@ def kernel_config(batch: CompiledBatch, arrays: TaskArrays, memory: MemoryShape,
     down to a power of two; None: as many as fit, `KernelConfig.task_block`)."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    if arrays.num_classes and memory.vectors < MIN_VECTORS:
-        raise ValueError(f"multiclass tasks need at least {MIN_VECTORS} vector addresses (v0 features, v1 label, "
-                         f"v2 prediction), got memory with {memory.vectors}")
+    if arrays.num_classes:
+        check_vectors(memory.vectors)
     interpret = default_interpret() if interpret is None else bool(interpret)
     if backend is None and not interpret:
         backend = "triton"  # Pallas's default GPU lowering (Mosaic GPU) refuses the row reductions

@@ -270,21 +270,19 @@ BACKENDS = ("xla", "pallas", "native")
 
 
 def _native_runner(tasks, memory):
-    """evaluate(programs) -> (programs, tasks) fitness on the native backend
-    (float64, every CPU core; conversion to arrays included, as xla's
-    packing is)."""
-    from azero_jax import native_eval, program_arrays
+    """evaluate(programs) -> (programs, tasks) fitness through the native
+    backend's `full` (float64, every CPU core, full budgets, seed 0;
+    conversion to arrays included, as xla's packing is)."""
+    from azero_jax import evaluation
 
-    data = native_eval.TaskData.from_tasks(tasks)
-    big = np.full(1, np.iinfo(np.int64).max // 2)
+    backend = evaluation.make_backend("native", tasks, memory)
+    budgets = np.array([t.num_train * t.num_train_epochs for t in tasks])
 
     def evaluate(progs):
         p, t = len(progs), len(tasks)
-        out = native_eval.run_jobs(program_arrays.from_algorithms(progs), data, memory,
-                                   program=np.repeat(np.arange(p), t), task=np.tile(np.arange(t), p),
-                                   num_train=np.repeat(big, p * t), num_valid=np.repeat(big, p * t),
-                                   seed=np.zeros(p * t, np.int64))
-        return out.fitness.reshape(p, t)
+        jobs = evaluation.Jobs(np.repeat(np.arange(p), t), np.tile(np.arange(t), p), np.tile(budgets, p),
+                               np.zeros(p * t, np.int64))
+        return backend.full(progs, jobs).fitness.reshape(p, t)
 
     return evaluate
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 
 import numpy as np
@@ -11,8 +12,10 @@ from azero_jax import generators
 from azero_jax import ops as ops_lib
 from azero_jax import program_arrays as pa
 from azero_jax import programs as programs_lib
+from azero_jax.checkpoint import array_from_json
 from azero_jax.program import COMPONENTS, MemoryShape, make_instruction
-from azero_jax.search.fec import FECCache, FECSpec, fec_hash
+from azero_jax.search.fec import FECSpec, fec_hash
+from azero_jax.search.fec_cache import FECCache
 from azero_jax.search.train_budget import TrainBudget, component_cost
 
 TRAIN = [0.5, 1.25, 3.0]
@@ -42,70 +45,127 @@ def test_spec_validation():
     assert FECSpec().cache_size == 100000 and FECSpec().forget_every == 100
 
 
+class _SequentialLRU:
+    """The reference's FEC cache, one key at a time (an `OrderedDict`, last
+    item = most recently used): the semantics every `FECCache` batch must
+    replay. A miss inserts a reservation at once; `fill` stores the
+    fitnesses of the reservations still cached."""
+
+    def __init__(self, spec: FECSpec):
+        self.spec, self.entries, self.hits, self.misses = spec, collections.OrderedDict(), 0, 0
+
+    def lookup(self, keys: list[int]) -> tuple[list, list[int]]:
+        answers, missed = [], []
+        for key in keys:
+            entry = self.entries.get(key)
+            if entry is None:
+                self.misses += 1
+                self.entries[key] = [("job", len(missed)), 1]
+                if len(self.entries) > self.spec.cache_size:
+                    self.entries.popitem(last=False)
+                answers.append(("job", len(missed)))
+                missed.append(key)
+                continue
+            self.hits += 1
+            self.entries.move_to_end(key)
+            entry[1] += 1
+            answers.append(entry[0])
+            if self.spec.forget_every and entry[1] >= self.spec.forget_every:
+                del self.entries[key]
+        return answers, missed
+
+    def fill(self, fitness: list[float]) -> None:
+        for entry in self.entries.values():
+            if isinstance(entry[0], tuple):
+                entry[0] = fitness[entry[0][1]]
+
+    def state(self) -> list:
+        return [(k, np.float64(v[0]).tobytes(), v[1]) for k, v in self.entries.items()]
+
+
+def _entries(cache: FECCache) -> list:
+    """(key, fitness bits, count) in LRU order, oldest first, from the state."""
+    state = cache.to_state()
+    keys, fitness, counts = (array_from_json(state[k]).tolist() for k in ("keys", "fitness", "counts"))
+    return [(k, np.float64(f).tobytes(), c) for k, f, c in zip(keys, fitness, counts, strict=True)]
+
+
+def _answers(found, fitness: np.ndarray) -> list[float]:
+    return [fitness[j] if j >= 0 else v for v, j in zip(found.values.tolist(), found.jobs.tolist(), strict=True)]
+
+
+def _run(cache: FECCache, keys: list[int], fitness) -> list[float]:
+    found = cache.lookup_batch(np.array(keys, dtype=np.uint64))
+    values = np.array([fitness(keys[m]) for m in found.misses.tolist()], dtype=np.float64)
+    cache.fill_batch(values)
+    return _answers(found, values)
+
+
 def test_lru_eviction_and_lookup_moves_to_front():
     cache = FECCache(FECSpec(cache_size=2, forget_every=0))
-    cache.insert(1, 0.1)
-    cache.insert(2, 0.2)
-    assert cache.find(1) == 0.1  # 1 becomes most recent
-    cache.insert(3, 0.3)  # evicts 2, the least recently used
-    assert 2 not in cache and 1 in cache and 3 in cache
-    assert cache.find(2) is None
-    assert (cache.hits, cache.misses) == (1, 1)
+    _run(cache, [1, 2], lambda k: k / 10)
+    assert _run(cache, [1], lambda k: 9.0) == [0.1]  # a hit: 1 becomes most recent
+    _run(cache, [3], lambda k: 0.3)  # evicts 2, the least recently used
+    assert 2 not in cache and 1 in cache and 3 in cache and len(cache) == 2
+    assert _run(cache, [2], lambda k: 0.25) == [0.25]  # a miss again
+    assert (cache.hits, cache.misses) == (1, 4)
 
 
 def test_forget_every_counts_insert_as_one():
     cache = FECCache(FECSpec(cache_size=10, forget_every=3))
-    cache.insert(7, 0.5)
-    assert cache.find(7) == 0.5  # count 2
-    assert cache.find(7) == 0.5  # count 3 -> erased after returning
-    assert 7 not in cache and cache.find(7) is None
+    found = cache.lookup_batch(np.array([7, 7, 7, 7], dtype=np.uint64))
+    # miss (count 1), hit (2), hit (3: erased after answering), miss again.
+    assert found.misses.tolist() == [0, 3] and found.jobs.tolist() == [0, 0, 0, 1]
+    cache.fill_batch([0.5, 0.75])
+    assert 7 in cache and _entries(cache) == [(7, np.float64(0.75).tobytes(), 1)]
 
 
 def test_state_roundtrip_keeps_lru_order():
     cache = FECCache(FECSpec(cache_size=3, forget_every=5))
-    for k in (10, 2**63 + 5, 30):
-        cache.insert(k, k / 1e20)
-    cache.find(10)
+    _run(cache, [10, 2**63 + 5, 30], lambda k: k / 1e20)
+    _run(cache, [10], lambda k: 0.0)
     restored = FECCache.from_state(json.loads(json.dumps(cache.to_state())))
     assert restored.to_state() == cache.to_state()
-    restored.insert(40, 0.4)
+    _run(restored, [40], lambda k: 0.4)
     assert 2**63 + 5 not in restored  # same eviction victim as the original would pick
 
 
-def _sequential(cache: FECCache, keys: list[int], fitness) -> list[float]:
-    """One key at a time (find, insert a placeholder on a miss, fill it after
-    the batch): the semantics `lookup_batch` + `fill_batch` must replay."""
-    slots, pending = [], []
-    for key in keys:
-        found = cache.find(key)
-        if found is None:
-            marker = [len(pending)]
-            cache.insert(key, marker)
-            pending.append((key, marker))
-            slots.append(marker)
-        else:
-            slots.append(found)
-    values = [fitness(key) for key, _ in pending]
-    for key, marker in pending:
-        entry = cache._entries.get(key)
-        if entry is not None and entry[0] is marker:
-            entry[0] = values[marker[0]]
-    return [values[s[0]] if isinstance(s, list) else s for s in slots]
+@pytest.mark.parametrize("size,forget,universe", [(4, 0, 12), (3, 3, 12), (50, 2, 12), (7, 5, 12), (2, 0, 40),
+                                                  (20, 100, 300), (200, 3, 40), (50, 0, 300)])
+def test_lookup_batch_replays_find_and_insert(size, forget, universe):
+    """Random batches (repeated keys, erasures, evictions of entries the
+    same batch touches later: the split path) against the sequential model,
+    answer for answer and state for state, through a checkpoint too."""
+    rng = np.random.default_rng(size * 1000 + forget * 10 + universe)
+    spec = FECSpec(cache_size=size, forget_every=forget)
+    fast, slow = FECCache(spec), _SequentialLRU(spec)
+    for step in range(60):
+        keys = (rng.integers(0, universe, size=int(rng.integers(0, 70))).astype(np.uint64)
+                * np.uint64(0x9E3779B97F4A7C15)).tolist()  # spread over the uint64 range
+        want, missed = slow.lookup(keys)
+        found = fast.lookup_batch(np.array(keys, dtype=np.uint64))
+        assert [keys[m] for m in found.misses.tolist()] == missed
+        fitness = rng.standard_normal(len(missed))
+        slow.fill(fitness.tolist())
+        fast.fill_batch(fitness)
+        assert _answers(found, fitness) == [fitness[a[1]] if isinstance(a, tuple) else a for a in want]
+        assert _entries(fast) == slow.state() and (fast.hits, fast.misses) == (slow.hits, slow.misses)
+        if step % 20 == 19:
+            fast = FECCache.from_state(json.loads(json.dumps(fast.to_state())))
 
 
-@pytest.mark.parametrize("size,forget", [(4, 0), (3, 3), (50, 2), (7, 5)])
-def test_lookup_batch_replays_find_and_insert(size, forget):
-    rng = np.random.default_rng(size * 10 + forget)
-    fast, slow = FECCache(FECSpec(cache_size=size, forget_every=forget)), FECCache(FECSpec(cache_size=size,
-                                                                                       forget_every=forget))
-    for _ in range(30):
-        keys = rng.integers(0, 12, size=int(rng.integers(1, 40))).tolist()
-        want = _sequential(slow, keys, lambda k: k / 8)
-        slots, misses = fast.lookup_batch(keys)
-        fast.fill_batch([keys[j] for j in misses], [keys[j] / 8 for j in misses])
-        got = [s if isinstance(s, float) else keys[misses[s]] / 8 for s in slots]
-        assert got == want
-        assert fast.to_state() == slow.to_state()  # LRU order, counts, hits, misses
+def test_pending_batch_is_guarded_and_cancelled():
+    cache = FECCache(FECSpec(cache_size=5, forget_every=0))
+    _run(cache, [1], lambda k: 0.5)
+    found = cache.lookup_batch(np.array([1, 2, 2], dtype=np.uint64))
+    assert found.misses.tolist() == [1]
+    with pytest.raises(RuntimeError, match="pending"):
+        cache.to_state()
+    with pytest.raises(RuntimeError, match="pending"):
+        cache.lookup_batch(np.array([3], dtype=np.uint64))
+    cache.cancel_batch()  # the evaluations failed: the reservation goes, the hit's move stays
+    assert 2 not in cache and _entries(cache) == [(1, np.float64(0.5).tobytes(), 2)]
+    assert _run(cache, [2], lambda k: 0.25) == [0.25]
 
 
 # ------------------------------------------------------ train budget --
@@ -155,16 +215,14 @@ def test_train_examples_batch_equals_per_program():
 
 def test_state_is_compact_and_reads_the_older_entries_form():
     cache = FECCache(FECSpec(cache_size=5, forget_every=9))
-    for k, v in ((3, 0.25), (2**64 - 1, -0.0), (17, 1.0 / 3.0)):
-        cache.insert(k, v)
-    cache.find(3)
+    _run(cache, [3, 2**64 - 1, 17], {3: 0.25, 2**64 - 1: -0.0, 17: 1.0 / 3.0}.get)
+    _run(cache, [3], lambda k: 0.0)
     state = json.loads(json.dumps(cache.to_state()))
     assert "entries" not in state and {"keys", "fitness", "counts"} <= set(state)
     back = FECCache.from_state(state)
-    assert list(back._entries) == [2**64 - 1, 17, 3]  # LRU order kept, the largest uint64 key too
-    assert [np.float64(v[0]).tobytes() for v in back._entries.values()] == [
-        np.float64(v).tobytes() for v in (-0.0, 1.0 / 3.0, 0.25)]  # bit for bit (the sign of zero too)
-    assert [v[1] for v in back._entries.values()] == [1, 1, 2]
-    older = {"spec": state["spec"], "hits": 1, "misses": 0,
-             "entries": [[str(k), v[0], v[1]] for k, v in back._entries.items()]}  # checkpoints of earlier versions
+    # LRU order kept, the largest uint64 key too, fitness bit for bit (the sign of zero too).
+    assert _entries(back) == [(2**64 - 1, np.float64(-0.0).tobytes(), 1), (17, np.float64(1.0 / 3.0).tobytes(), 1),
+                              (3, np.float64(0.25).tobytes(), 2)]
+    older = {"spec": state["spec"], "hits": 1, "misses": 3,
+             "entries": [[str(k), np.frombuffer(f)[0], c] for k, f, c in _entries(back)]}  # earlier checkpoints
     assert FECCache.from_state(older).to_state() == cache.to_state()

@@ -30,7 +30,8 @@ from azero_jax import liveness
 from azero_jax import rng as rng_lib
 from azero_jax.evaluation.base import Backend, Counters, Jobs, check_search_task_size
 from azero_jax.program_arrays import ProgramArrays, Programs, count
-from azero_jax.search.fec import FEC_RANDOM_SEED, FECCache, FECSpec, fec_key, probe_digest
+from azero_jax.search.fec import FEC_RANDOM_SEED, FECSpec, fec_key, probe_digest
+from azero_jax.search.fec_cache import FECCache
 from azero_jax.search.train_budget import TrainBudget
 
 PROBE_MEMO_SIZE = 200_000  # programs (~50 MB with 10 tasks); the memo starts over beyond this
@@ -211,31 +212,39 @@ class CachedEvaluator:
             steps[live] = result.train_steps
         return fitness, steps
 
-    def _evaluate_jobs(self, programs: Programs, jobs: Jobs) -> list[float]:
+    def _evaluate_jobs(self, programs: Programs, jobs: Jobs) -> np.ndarray:
         """Per-job fitness: FEC probe + lookup (if on), then one batched full
         evaluation of the misses; counts train steps."""
         if self.cache is None:
-            full_jobs = jobs
-            slots: list[float | int] = list(range(len(jobs)))
-        else:
-            keys, steps = self.probe_keys(programs, jobs)
-            start = time.perf_counter()
-            self.num_train_steps += int(steps.sum())
-            # slots[j]: a cached float, or the index of the full job that will produce it.
-            keys = keys.tolist()
-            slots, full_index = self.cache.lookup_batch(keys)
-            missed_keys = [keys[j] for j in full_index]
-            full_jobs = jobs.take(np.asarray(full_index, dtype=np.int64))
-            self.timers["cache"] += time.perf_counter() - start
+            fitness, steps = self._full_counted(programs, jobs)
+            return fitness
+        keys, steps = self.probe_keys(programs, jobs)
         start = time.perf_counter()
-        fitness, steps = self.full(programs, full_jobs)
-        self.timers["full"] += time.perf_counter() - start
-        self.num_full_evaluations += len(full_jobs)
         self.num_train_steps += int(steps.sum())
-        values = fitness.tolist()
-        if self.cache is not None:
-            self.cache.fill_batch(missed_keys, values)
-        return [v if type(v) is float else values[v] for v in slots]
+        found = self.cache.lookup_batch(keys)
+        full_jobs = jobs.take(found.misses)
+        self.timers["cache"] += time.perf_counter() - start
+        try:
+            fitness, steps = self._full_counted(programs, full_jobs)
+        except BaseException:
+            self.cache.cancel_batch()  # no fitness for the reservations: they go
+            raise
+        start = time.perf_counter()
+        self.cache.fill_batch(fitness)
+        out = found.values
+        pending = np.flatnonzero(found.jobs >= 0)
+        out[pending] = fitness[found.jobs[pending]]
+        self.timers["cache"] += time.perf_counter() - start
+        return out
+
+    def _full_counted(self, programs: Programs, jobs: Jobs) -> tuple[np.ndarray, np.ndarray]:
+        """`full`, timed and counted."""
+        start = time.perf_counter()
+        fitness, steps = self.full(programs, jobs)
+        self.timers["full"] += time.perf_counter() - start
+        self.num_full_evaluations += len(jobs)
+        self.num_train_steps += int(steps.sum())
+        return fitness, steps
 
     def interpreter_rate(self, programs: Programs, *, repeats: int = 2,
                          repeat_below_seconds: float = 1.0) -> tuple[int, float]:
@@ -300,7 +309,7 @@ class CachedEvaluator:
             """Per-task fitnesses of programs `which` on their task `lists`."""
             prog = np.repeat(np.asarray(which, dtype=np.int64), [len(ts) for ts in lists])
             task = np.fromiter((t for ts in lists for t in ts), dtype=np.int64, count=prog.size)
-            values = self._evaluate_jobs(programs, Jobs(prog, task, budgets[prog, task], seeds[prog]))
+            values = self._evaluate_jobs(programs, Jobs(prog, task, budgets[prog, task], seeds[prog])).tolist()
             out, i = [], 0
             for ts in lists:
                 out.append(values[i:i + len(ts)])
@@ -313,7 +322,7 @@ class CachedEvaluator:
                 prog = np.repeat(np.arange(num, dtype=np.int64), n)
                 task = np.tile(np.arange(n, dtype=np.int64), num)
                 values = self._evaluate_jobs(programs, Jobs(prog, task, budgets[prog, task], seeds[prog]))
-                return fitness_lib.combine_rows(np.asarray(values, dtype=np.float64).reshape(num, n)).tolist()
+                return fitness_lib.combine_rows(values.reshape(num, n)).tolist()
             return [fitness_lib.combine(v, self.combination) for v in evaluate_on(everyone, task_lists)]
         k = self.hurdle_tasks
         first = evaluate_on(everyone, [ts[:k] for ts in task_lists])

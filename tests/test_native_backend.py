@@ -664,6 +664,31 @@ def test_threads_do_not_change_results(monkeypatch):
     np.testing.assert_array_equal(quiet.train_steps, base.train_steps)
 
 
+@pytest.mark.parametrize("features,memory", [(4, MemoryShape(4, 3, 1)), (16, MemoryShape(5, 9, 2))])
+def test_fixed_features_equal_the_generic_code(monkeypatch, features, memory):
+    """F compiled in as a constant (the demo's 4, the baseline's 16) and the
+    generic code: bit-identical fitness, steps, lengths and error rows on
+    random programs over all ops with special constants; a batch of tasks of
+    several F runs the generic code."""
+    rng = np.random.default_rng(features)
+    memory = memory.with_features(features)
+    task_list = parity.random_tasks(rng, features, num_tasks=4)
+    programs = _programs(rng, memory, 300)
+    p, t = _all_pairs(len(programs), len(task_list))
+    assert native_eval.fixed_features(native_eval.TaskData.from_tasks(task_list)) == features
+    fixed = _run_native(programs, task_list, memory, p, t)
+    monkeypatch.setattr(native_eval, "FIXED_FEATURES", ())
+    assert native_eval.fixed_features(native_eval.TaskData.from_tasks(task_list)) == 0
+    generic = _run_native(programs, task_list, memory, p, t)
+    assert (generic.fitness > 0).sum() > 100
+    assert _same_bits(fixed.fitness, generic.fitness) and _same_bits(fixed.errors, generic.errors)
+    np.testing.assert_array_equal(fixed.train_steps, generic.train_steps)
+    np.testing.assert_array_equal(fixed.lengths, generic.lengths)
+    monkeypatch.undo()
+    mixed = task_list + [dataclasses.replace(t, index=9) for t in parity.random_tasks(rng, 2, num_tasks=1)]
+    assert native_eval.fixed_features(native_eval.TaskData.from_tasks(mixed)) == 0
+
+
 def test_backend_note_says_when_the_interpreter_compiles_or_numba_is_missing(monkeypatch):
     """A run logs one line before it starts: the native interpreter's first
     compilation, or that "auto" runs xla on this CPU because Numba is missing."""

@@ -31,6 +31,9 @@ _RULES = {fitness_lib.RMS_ERROR: 0, fitness_lib.ACCURACY: 1, fitness_lib.MULTICL
 # blocks, so threads that draw cheap jobs take more of them.
 MIN_JOBS_PER_THREAD = 8
 BLOCKS_PER_THREAD = 4
+# F values compiled in as constants (see `lanes.evaluate_jobs`); tasks of other F, or of several
+# F in one batch, run the generic code.
+FIXED_FEATURES = (4, 8, 16, 32)
 
 
 def available() -> bool:
@@ -63,6 +66,13 @@ def compiled_on_disk() -> bool:
                    os.path.join(os.path.expanduser("~"), ".cache", "numba")]
     return any(glob.glob(os.path.join(folder, "**", "lanes.evaluate_jobs-*.nbi"), recursive=True)
                for folder in folders)
+
+
+def fixed_features(data: TaskData) -> int:
+    """The F compiled in for `data`'s tasks: their F when they all share one
+    of FIXED_FEATURES, else 0 (generic)."""
+    values = np.unique(data.features)
+    return int(values[0]) if values.size == 1 and int(values[0]) in FIXED_FEATURES else 0
 
 
 def missing_reason() -> str:
@@ -152,7 +162,7 @@ def run_jobs(programs: ProgramArrays, data: TaskData, memory: MemoryShape, *, pr
                 data.valid_size, data.rule, data.classes, data.features, data.task_index,
                 program, task, num_train, num_valid, seed, float(max_abs_error),
                 int(memory.scalars), int(memory.vectors), int(max(memory.matrices, 0)), OPERAND_KIND_CODES,
-                fitness, steps, lengths, errors)
+                fitness, steps, lengths, errors, fixed_features(data))
         workers = min(threads(), max(jobs // MIN_JOBS_PER_THREAD, 1))
         if workers == 1:
             evaluate_jobs(*args, np.arange(jobs))

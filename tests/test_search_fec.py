@@ -13,8 +13,9 @@ from azero_jax import ops as ops_lib
 from azero_jax import program_arrays as pa
 from azero_jax import programs as programs_lib
 from azero_jax.checkpoint import array_from_json
+from azero_jax.hashing import hash_combine
 from azero_jax.program import COMPONENTS, MemoryShape, make_instruction
-from azero_jax.search.fec import FECSpec, fec_hash
+from azero_jax.search.fec import FECSpec, fec_hash, probe_digest
 from azero_jax.search.fec_cache import FECCache
 from azero_jax.search.train_budget import TrainBudget, component_cost
 
@@ -35,6 +36,30 @@ def test_hash_differs():
     assert fec_hash(nudged, VALID, 3, 100) != base
     assert fec_hash(TRAIN, VALID[:1], 3, 100) != base
     assert fec_hash([np.nan], [], 0, 10) == fec_hash([np.nan], [], 0, 10)
+
+
+def test_batch_digest_is_the_sequence_of_combines():
+    """`probe_digest` (in-place column passes over the rows still that long)
+    equals `hash_combine` of each row's first lengths[j] error bits in turn,
+    then the task index: ragged rows, NaN, inf, -0.0 (hashed as +0.0), huge
+    and tiny values, empty rows and batches."""
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        count, width = int(rng.integers(0, 40)), int(rng.integers(0, 23))
+        errors = rng.standard_normal((count, width)) * 10.0 ** rng.integers(-300, 300, (count, width))
+        for value, share in ((np.nan, 0.1), (-0.0, 0.1), (0.0, 0.05), (np.inf, 0.05)):
+            errors[rng.random((count, width)) < share] = value
+        lengths = rng.integers(0, width + 1, count) if trial % 3 else np.full(count, width)
+        task = rng.integers(0, 50, count)
+        want = []
+        with np.errstate(over="ignore"):  # uint64 scalars wrap
+            for row, n, t in zip(errors, lengths.tolist(), task.tolist(), strict=True):
+                h = np.uint64(42)
+                for x in row[:n]:
+                    h = hash_combine(h, np.float64(0.0 if x == 0.0 else x).view(np.uint64))
+                want.append(int(hash_combine(h, np.uint64(t))))
+        got = probe_digest(errors, lengths, task)
+        assert got.dtype == np.uint64 and got.tolist() == want
 
 
 def test_spec_validation():

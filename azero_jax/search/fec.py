@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from azero_jax.hashing import hash_combine
+from azero_jax.hashing import GOLDEN, combine_mixed_into, hash_combine, mix64
 
 # The reference re-seeds its probe RNG to this before every probe
 # (`kFunctionalCacheRandomSeed`); here it is the probe's random-stream seed.
@@ -70,16 +70,39 @@ def fec_key(digest: np.ndarray, num_train_examples: np.ndarray) -> np.ndarray:
 
 
 def probe_digest(errors: np.ndarray, lengths: np.ndarray, task_index: np.ndarray) -> np.ndarray:
-    """The probe part of `fec_hash_batch`: the error sequences, then the task index."""
+    """The probe part of `fec_hash_batch`: row j's first lengths[j] errors
+    combined in order (`hash_combine`), then the task index.
+
+    Written for speed with the same values as that sequence of combines:
+    the errors' `mix64(bits) + GOLDEN` terms in one pass over the batch, then
+    one in-place combine per column over the rows still that long. Seed 3 of
+    the demo (9.75 M probes): 2.5 s hashing with a `hash_combine` +
+    `np.where` per column (docs/performance.md)."""
     errors = np.asarray(errors, dtype=np.float64)
     if errors.ndim != 2:
         raise ValueError(f"errors must have shape (J, L), got {errors.shape}")
     lengths = np.asarray(lengths, dtype=np.int64)
+    count, width = errors.shape
+    h = np.full(count, _SEED, dtype=np.uint64)
+    width = min(width, int(lengths.max(initial=0)))
+    if width:
+        # Columns as contiguous rows; -0.0 -> +0.0 (as std::hash<double>); NaN bits kept.
+        columns = np.ascontiguousarray(errors[:, :width].T, dtype="<f8")
+        columns[columns == 0.0] = 0.0
+        bits = columns.view(np.uint64)
+        with np.errstate(over="ignore"):
+            terms = mix64(bits) + GOLDEN
+            scratch = np.empty(count, np.uint64)
+            full = int(lengths.min())
+            for k in range(width):
+                if k < full:
+                    combine_mixed_into(h, terms[k], scratch)
+                else:
+                    rows = np.flatnonzero(lengths > k)
+                    part = h[rows]
+                    combine_mixed_into(part, terms[k, rows], scratch[:rows.size])
+                    h[rows] = part
     with np.errstate(over="ignore"):
-        bits = np.where(errors == 0.0, 0.0, errors).astype("<f8").view(np.uint64)  # -0.0 -> +0.0; NaN bits kept
-        h = np.full(errors.shape[0], _SEED, dtype=np.uint64)
-        for k in range(errors.shape[1]):
-            h = np.where(k < lengths, hash_combine(h, bits[:, k]), h)
         return hash_combine(h, np.asarray(task_index, dtype=np.int64).astype(np.uint64))
 
 

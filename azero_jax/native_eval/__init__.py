@@ -162,7 +162,7 @@ def run_jobs(programs: ProgramArrays, data: TaskData, memory: MemoryShape, *, pr
                 data.valid_size, data.rule, data.classes, data.features, data.task_index,
                 program, task, num_train, num_valid, seed, float(max_abs_error),
                 int(memory.scalars), int(memory.vectors), int(max(memory.matrices, 0)), OPERAND_KIND_CODES,
-                fitness, steps, lengths, errors, fixed_features(data))
+                fitness, steps, lengths, errors, (0,) * fixed_features(data))
         workers = min(threads(), max(jobs // MIN_JOBS_PER_THREAD, 1))
         if workers == 1:
             evaluate_jobs(*args, np.arange(jobs))

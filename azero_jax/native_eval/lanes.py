@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import literally, njit
+from numba import njit
 
 from azero_jax.native_eval.kernel import _FAST, _JIT, STACK, _execute
 
@@ -201,7 +201,7 @@ def _code_ok(ints, n, kinds, limits):
 def evaluate_jobs(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, learn_f, learn_n,
                   x_train, y_train, order, per_epoch, x_valid, y_valid, valid_size, rule, classes, features,
                   task_index, job_program, job_task, job_train, job_valid, job_seed, max_abs_error,
-                  scalars, vectors, matrices, kinds, fitness, steps, lengths, errors, fixed_f, which):
+                  scalars, vectors, matrices, kinds, fitness, steps, lengths, errors, f_hint, which):
     """Jobs `which` (indices into the job arrays): fitness, steps, lengths
     and (when `errors` has columns) the error rows are written per job. Task
     arrays are indexed by `job_task`, program arrays by `job_program`. A job
@@ -211,11 +211,13 @@ def evaluate_jobs(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, le
     jobs without reference counting (views made here would cost atomic
     increments per job: ~0.3 us each on the demo's probes).
 
-    `fixed_f`: 0, or the F of every task, compiled in as a constant (one
-    compilation per value, on first use): LLVM then unrolls the vector and
-    matrix loops. Demo search (F = 4, seed 3): full evaluations 4.1 s
-    against 4.9-5.7 s, probes 5.1 against 6.4-7.4 (docs/performance.md)."""
-    literally(fixed_f)
+    `f_hint`: a tuple of F zeros when every task has that F, else (): its
+    length, part of the type, is compiled in as a constant (one compilation
+    per length, on first use, cached on disk), so LLVM unrolls the vector
+    and matrix loops. (`numba.literally` on an int argument did the same,
+    but its dispatch cost ~2 ms a call.) Demo search, F = 4 (seed 3): full
+    evaluations 4.1 s against 4.9-5.7 s, probes 5.1 against 6.4-7.4
+    (docs/performance.md)."""
     f = features.max()
     s = np.zeros(scalars)
     v = np.zeros(vectors * f)
@@ -227,7 +229,7 @@ def evaluate_jobs(setup_i, setup_f, setup_n, pred_i, pred_f, pred_n, learn_i, le
               x_train, y_train, order, per_epoch, x_valid, y_valid, valid_size, rule, classes, features,
               task_index, job_program, job_task, job_train, job_valid, job_seed, max_abs_error,
               vectors, matrices, kinds, limits, fitness, steps, lengths, errors, which, s, v, m, tmp, valid_errors,
-              fixed_f)
+              len(f_hint))
 
 
 @njit(**_FAST)

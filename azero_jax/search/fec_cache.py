@@ -28,14 +28,13 @@ and the batch is split in halves (a single key never conflicts).
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import itertools
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from azero_jax.checkpoint import array_from_json, array_to_json
+from azero_jax.search._key_index import KeyIndex
 from azero_jax.search.fec import FECSpec
 
 
@@ -65,7 +64,7 @@ class FECCache:
 
     def clear(self) -> None:
         cap = self.spec.cache_size
-        self._slot: dict[int, int] = {}  # key -> slot
+        self._index = KeyIndex(cap)  # key -> slot
         self._keys = np.zeros(cap, np.uint64)
         self._fitness = np.zeros(cap, np.float64)
         self._count = np.zeros(cap, np.int64)
@@ -82,10 +81,10 @@ class FECCache:
         self._reserved: list[np.ndarray] = []  # slots reserved by the pending batch
 
     def __len__(self) -> int:
-        return len(self._slot)
+        return len(self._index)
 
     def __contains__(self, key: int) -> bool:
-        return int(key) in self._slot
+        return bool(self._index.get(np.array([key], dtype=np.uint64))[0] >= 0)
 
     # -- batches --
     def lookup_batch(self, keys: Any) -> Lookup:
@@ -152,7 +151,7 @@ class FECCache:
         inverse[order] = group_of
         occ = np.empty(n, np.int64)
         occ[order] = np.arange(n) - starts[group_of]
-        slot0 = np.fromiter(map(self._slot.get, uniq.tolist(), itertools.repeat(-1)), np.int64, uniq.size)
+        slot0 = self._index.get(uniq)
         present = slot0 >= 0
         c0 = np.where(present, self._count[slot0], 0)
         c0p = c0[inverse]
@@ -168,7 +167,7 @@ class FECCache:
             erased = np.zeros(n, bool)
             count_after = c0p + occ + 1
         # Size walk: +1 per miss, -1 per erasure, clamped at the capacity by evictions.
-        walk = len(self._slot) + np.cumsum(miss.astype(np.int64) - erased)
+        walk = len(self._index) + np.cumsum(miss.astype(np.int64) - erased)
         excess = np.maximum.accumulate(np.maximum(walk - cap, 0))
         num_evict = int(excess[-1])
         victims = self._victims(num_evict, slot0[present]) if num_evict else np.empty(0, np.int64)
@@ -206,7 +205,7 @@ class FECCache:
             slots[new] = self._free[-take:][::-1]
             del self._free[-take:]
             new_keys = uniq[new]
-            self._slot.update(zip(new_keys.tolist(), slots[new].tolist(), strict=True))
+            self._index.insert(new_keys, slots[new])
             self._keys[slots[new]] = new_keys
             self._live[slots[new]] = True
         keep = np.flatnonzero(alive)
@@ -247,7 +246,7 @@ class FECCache:
     def _drop(self, slots: np.ndarray) -> None:
         if slots.size == 0:
             return
-        collections.deque(map(self._slot.__delitem__, self._keys[slots].tolist()), maxlen=0)
+        self._index.remove(slots)
         self._live[slots] = False
         self._job[slots] = -1
         self._free.extend(slots.tolist())
@@ -306,7 +305,7 @@ class FECCache:
         cache._keys[:n], cache._fitness[:n], cache._count[:n] = keys, fitness, counts
         cache._stamp[:n] = np.arange(n)
         cache._live[:n] = True
-        cache._slot = dict(zip(keys.tolist(), range(n), strict=True))
+        cache._index.insert(keys, np.arange(n))
         cache._free = list(range(cache.spec.cache_size - 1, n - 1, -1))
         cache._clock = n
         cache._append(np.arange(n), np.arange(n))

@@ -106,7 +106,8 @@ def backend_note(name: str, dtype: str | None = None) -> str | None:
     from azero_jax import native_eval
 
     if key == "native" and not native_eval.compiled_on_disk():
-        return "native backend: compiling the interpreter once (about 30 s; cached on disk for later runs)"
+        return ("native backend: compiling the interpreter once (about 30 s, and as long again for each new "
+                "feature size F; cached on disk for later runs)")
     if key == "xla" and str(name).strip().lower() == AUTO and dtype in (None, AUTO, "float64"):
         import jax
 

@@ -56,7 +56,8 @@ def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
 
 def compiled_on_disk() -> bool:
     """Whether Numba's on-disk cache already holds the compiled interpreter
-    (else the first batch compiles it: about 30 s on a 2-core CPU). Numba
+    (else the first batch compiles it: about 30 s on a 2-core CPU; a task F
+    of FIXED_FEATURES not run before compiles its own version). Numba
     caches next to the source, or, where that is not writable, in its
     user-wide folder; NUMBA_CACHE_DIR overrides both."""
     if os.environ.get("NUMBA_CACHE_DIR"):

@@ -15,7 +15,8 @@ Why arrays: the search looks up ~10 keys per individual (one per task). One
 key at a time in a Python `OrderedDict` cost ~1 µs, about 30 % of the demo
 search on the native backend (docs/performance.md). Here the entries live in
 NumPy arrays (slot per entry: key, fitness, count, last-use stamp,
-reservation) with a dict key -> slot, and a batch is replayed in closed form:
+reservation) with an index key -> slot (`_key_index`: a dict cost ~100 ns a
+key), and a batch is replayed in closed form:
 per distinct key, its occurrences alternate hits and misses with period
 `forget_every`; the cache size is a walk clamped at the capacity (evictions
 where it would exceed it); the evicted entries are the oldest entries that

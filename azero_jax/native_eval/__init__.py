@@ -171,8 +171,21 @@ def run_jobs(programs: ProgramArrays, data: TaskData, memory: MemoryShape, *, pr
             # Contiguous blocks, several per thread (interleaved jobs made the threads write
             # neighbouring output entries: false sharing cost 2 threads a third of their speed).
             bounds = np.linspace(0, jobs, workers * BLOCKS_PER_THREAD + 1).astype(np.int64)
-            blocks = [np.arange(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
-            list(_pool(workers).map(lambda which: evaluate_jobs(*args, which), blocks))
+            blocks = iter([np.arange(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo])
+
+            def drain():  # threads take the next block from one shared iterator (next() holds the GIL)
+                for which in blocks:
+                    evaluate_jobs(*args, which)
+
+            # The calling thread is one of the workers: one pool wake-up fewer per call, and no
+            # core left to a thread that only waits.
+            pool = _pool(workers - 1)
+            helpers = [pool.submit(drain) for _ in range(workers - 1)]
+            try:
+                drain()
+            finally:
+                for helper in helpers:
+                    helper.result()
         if lengths.min() < 0:
             j = int(np.argmax(lengths < 0))
             raise ProgramError(f"program {int(program[j])} has an op id outside 0..{OPERAND_KIND_CODES.shape[0] - 1} "

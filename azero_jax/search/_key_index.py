@@ -92,8 +92,8 @@ class KeyIndex:
         """Reinserts the live keys into a clean table (no tombstones)."""
         live = np.flatnonzero(self._slots >= 0)
         keys, slots = self._keys[live], self._slots[live]
+        if keys.size + extra > len(self._slots) // 2:  # never with capacity-bounded use
+            raise RuntimeError("FEC key index over capacity")
         self._slots.fill(_EMPTY)
         self._used = self._live = 0
-        if self._used + keys.size + extra > len(self._slots) // 2:  # never with capacity-bounded use
-            raise RuntimeError("FEC key index over capacity")
         self._place(keys, slots)

@@ -664,6 +664,33 @@ def test_threads_do_not_change_results(monkeypatch):
     np.testing.assert_array_equal(quiet.train_steps, base.train_steps)
 
 
+def test_long_jobs_run_one_per_block(monkeypatch):
+    """Batches of long jobs (LONG_JOB_EXAMPLES lowered to force the path)
+    run one job per block on every thread, even a batch of 3 jobs: results
+    bit-identical to one thread's."""
+    rng = np.random.default_rng(9)
+    memory = MemoryShape(4, 3, 1, 4)
+    task_list = parity.random_tasks(rng, 4)
+    programs = _programs(rng, memory, 40)
+    p, t = _all_pairs(len(programs), len(task_list))
+    monkeypatch.setenv("AZERO_JAX_NATIVE_THREADS", "1")
+    base = _run_native(programs, task_list, memory, p, t)
+    small = _run_native(programs, task_list, memory, p[:3], t[:3])
+    monkeypatch.setenv("AZERO_JAX_NATIVE_THREADS", "2")
+    monkeypatch.setattr(native_eval, "LONG_JOB_EXAMPLES", 1)
+    from azero_jax.native_eval import lanes
+
+    calls = []
+    real_jobs = lanes.evaluate_jobs
+    monkeypatch.setattr(lanes, "evaluate_jobs", lambda *a: calls.append(len(a[-1])) or real_jobs(*a))
+    for cut, want in ((p.size, base), (3, small)):
+        calls.clear()
+        out = _run_native(programs, task_list, memory, p[:cut], t[:cut])
+        assert calls == [1] * cut  # one job per block
+        assert _same_bits(out.fitness, want.fitness) and _same_bits(out.errors, want.errors)
+        np.testing.assert_array_equal(out.train_steps, want.train_steps)
+
+
 @pytest.mark.parametrize("features,memory", [(4, MemoryShape(4, 3, 1)), (16, MemoryShape(5, 9, 2))])
 def test_fixed_features_equal_the_generic_code(monkeypatch, features, memory):
     """F compiled in as a constant (the demo's 4, the baseline's 16) and the

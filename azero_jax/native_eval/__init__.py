@@ -27,10 +27,14 @@ from azero_jax.program_arrays import ProgramArrays
 from azero_jax.tasks import Task
 
 _RULES = {fitness_lib.RMS_ERROR: 0, fitness_lib.ACCURACY: 1, fitness_lib.MULTICLASS: 2}
-# Threads only for batches of at least this many jobs per thread; each thread takes several
-# blocks, so threads that draw cheap jobs take more of them.
+# Threads only for batches of at least this many jobs per thread (long jobs: one); each thread takes
+# several blocks, so threads that draw cheap jobs take more of them.
 MIN_JOBS_PER_THREAD = 8
 BLOCKS_PER_THREAD = 4
+# Batches whose jobs average at least this many examples (train + validation: an upper bound, early
+# stops cut it) run one job per block: the last block of a call then leaves the other threads idle
+# for at most one job, not a quarter of a thread's share.
+LONG_JOB_EXAMPLES = 2000
 # F values compiled in as constants (see `lanes.evaluate_jobs`); tasks of other F, or of several
 # F in one batch, run the generic code.
 FIXED_FEATURES = (4, 8, 16, 32)
@@ -164,13 +168,14 @@ def run_jobs(programs: ProgramArrays, data: TaskData, memory: MemoryShape, *, pr
                 program, task, num_train, num_valid, seed, float(max_abs_error),
                 int(memory.scalars), int(memory.vectors), int(max(memory.matrices, 0)), OPERAND_KIND_CODES,
                 fitness, steps, lengths, errors, (0,) * fixed_features(data))
-        workers = min(threads(), max(jobs // MIN_JOBS_PER_THREAD, 1))
+        long_jobs = bool(num_train.sum() + num_valid.sum() >= LONG_JOB_EXAMPLES * jobs)
+        workers = min(threads(), jobs if long_jobs else max(jobs // MIN_JOBS_PER_THREAD, 1))
         if workers == 1:
             evaluate_jobs(*args, np.arange(jobs))
         else:
             # Contiguous blocks, several per thread (interleaved jobs made the threads write
             # neighbouring output entries: false sharing cost 2 threads a third of their speed).
-            bounds = np.linspace(0, jobs, workers * BLOCKS_PER_THREAD + 1).astype(np.int64)
+            bounds = np.linspace(0, jobs, (jobs if long_jobs else workers * BLOCKS_PER_THREAD) + 1).astype(np.int64)
             blocks = iter([np.arange(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo])
 
             def drain():  # threads take the next block from one shared iterator (next() holds the GIL)

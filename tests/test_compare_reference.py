@@ -115,6 +115,16 @@ if mode == "discovery":
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f)
     print("Linear regression discovered (fake).")
+elif flag("config") == "baseline":  # --dataset=synthetic: experiments/search.py
+    sets = [a.split("=", 1)[1] for a in args if a.startswith("--set=")]
+    assert sorted(s.split("=", 1)[0] for s in sets) == ["final_tasks", "search_tasks", "select_tasks"], args
+    for s in sets:
+        (spec,) = json.loads(s.split("=", 1)[1])
+        assert spec == {"kind": "linear", "features": 16, "num_train": 8000, "num_valid": 1000, "num_tasks": 10}
+    assert flag("max_minutes") == "0" and flag("dtype") == "float64" and "--nobaselines" not in args, args
+    for k in range(1, 4):
+        print("indivs=%d, elapsed_secs=%d, mean=0.5, stdev=0.0, best fit=0.5, indivs/s=100.0, "
+              "train_steps/s=8000000, fec_hit_rate=0.0000," % (200 * k, 2 * k))
 else:
     assert "--nobaselines" in args and flag("max_minutes") == "0" and flag("progress_every") == "100", args
     assert flag("output_dir") and flag("dataset") == "digits", args
@@ -239,6 +249,22 @@ def test_a_missing_or_non_executable_binary_is_one_error_line(tmp_path, case):
     line = _one_error_line(_run(f"--cpp_baseline_binary={path}", "--rounds=throughput",
                                 "--cpp_baseline_tasks=synthetic"))
     assert "MAX_SCALAR_ADDRESSES=5" in line and "MAX_VECTOR_ADDRESSES=9" in line
+
+
+def test_synthetic_throughput_runs_the_search_on_the_cpp_kind_of_tasks(tmp_path, fakes):
+    """--dataset=synthetic: azero-jax runs experiments/search.py's baseline
+    config on linear-regression tasks of the C++'s synthetic shape (the fake
+    asserts the flags), and the row says so."""
+    proc = _run(f"--cpp_baseline_binary={fakes['cpp']}", "--cpp_baseline_tasks=synthetic", "--rounds=throughput",
+                "--throughput_seconds=1.5", f"--work_dir={tmp_path / 'work'}", "--dataset=synthetic",
+                f"--azero_throughput_command={fakes['azero_throughput']}")
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| azero-jax |")]
+    assert len(rows) == 1 and "| synthetic linear regression, 80000 train steps/individual |" in rows[0], rows
+    summary = _summary(proc.stdout)
+    assert summary["azero_baseline_indivs_per_s"] == "100"  # the last progress line's own rate
+    assert summary["azero_baseline_train_steps_per_s"] == "8000000"
+    assert float(summary["baseline_indivs_per_s_ratio"]) == 1.0
 
 
 def test_a_binary_without_progress_lines_is_one_error_line(tmp_path, fakes):

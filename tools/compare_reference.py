@@ -65,7 +65,12 @@ throughput  The baseline config of run_baseline.sh (F=16, population 100, the
             run_baseline.sh with your data path. azero-jax runs
             `experiments/cifar_binary.py --nobaselines --max_minutes=0` (its
             built-in digits data by default, capped at 278/35 examples per
-            task; --dataset / --data_dir are passed through). Both processes
+            task; --dataset / --data_dir are passed through), or with
+            --dataset=synthetic `experiments/search.py --config=baseline` on
+            10 linear-regression tasks of the same kind and shape as the
+            C++'s `synthetic` ones (float64): the like-for-like comparison,
+            where both sides' programs meet the same early stops on the same
+            kind of data. Both processes
             are stopped after --throughput_seconds; the figures come from
             each one's last progress line: individuals per second of its own
             clock, individuals per CPU second of the whole process, and
@@ -130,6 +135,12 @@ from cpp_reference import (  # noqa: E402  (tools/ is on sys.path: this script's
 
 LINEAR_REGRESSION = os.path.join(ROOT, "experiments", "linear_regression.py")
 CIFAR_BINARY = os.path.join(ROOT, "experiments", "cifar_binary.py")
+SEARCH = os.path.join(ROOT, "experiments", "search.py")
+# --dataset=synthetic: the C++'s synthetic baseline tasks' kind and shape (10 linear-regression
+# tasks, F=16, 8000/1000 examples, RMS error) for azero-jax's search of the baseline config.
+SYNTHETIC = "synthetic"
+SYNTHETIC_TASKS = json.dumps([{"kind": "linear", "features": 16, "num_train": 8000, "num_valid": 1000,
+                               "num_tasks": 10}], separators=(",", ":"))
 ROUNDS = ("discovery", "throughput")
 AZERO_GRACE_SECONDS = 120.0  # azero-jax's final evaluation after its --max_minutes budget
 NA = "na"
@@ -366,16 +377,25 @@ def throughput_round(work: str, summary: dict[str, Any], report: dict[str, Any])
                        else "--cpp_baseline_tasks") + (f", {steps} train steps/individual" if steps else "")
         rows.append(row)
     out = _fresh_dir(os.path.join(work, "azero"))
-    cmd = [*_azero_command(FLAGS.azero_throughput_command, CIFAR_BINARY), f"--output_dir={out}", "--nobaselines",
-           "--max_minutes=0", f"--progress_every={every}"]
-    cmd += [f"--dataset={FLAGS.dataset}"] if FLAGS.dataset else []
-    cmd += [f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else []
+    synthetic = FLAGS.dataset == SYNTHETIC
+    if synthetic:  # the baseline preset on tasks like the C++'s synthetic ones (no data files)
+        cmd = [*_azero_command(FLAGS.azero_throughput_command, SEARCH), f"--output_dir={out}", "--config=baseline",
+               *(f"--set={kind}_tasks={SYNTHETIC_TASKS}" for kind in ("search", "select", "final")),
+               "--dtype=float64", "--max_minutes=0", f"--progress_every={every}"]
+    else:
+        cmd = [*_azero_command(FLAGS.azero_throughput_command, CIFAR_BINARY), f"--output_dir={out}",
+               "--nobaselines", "--max_minutes=0", f"--progress_every={every}"]
+        cmd += [f"--dataset={FLAGS.dataset}"] if FLAGS.dataset else []
+        cmd += [f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else []
     proc = run_measured([*cmd, *FLAGS.azero_throughput_extra], os.path.join(work, "azero.log"), secs, ROOT)
     text = proc.text()
     row = _throughput_row("azero", proc, parse_log(text), None)
     m = _AZERO_DATA.search(text)
-    row["data"] = (f"{FLAGS.dataset or 'digits'}" + (f", {int(m.group(4)) * int(m.group(2))} train steps/individual"
-                                                     if m else ""))
+    if synthetic:
+        row["data"] = "synthetic linear regression, 80000 train steps/individual"
+    else:
+        row["data"] = (f"{FLAGS.dataset or 'digits'}"
+                       + (f", {int(m.group(4)) * int(m.group(2))} train steps/individual" if m else ""))
     if row["individuals"] is None:
         print(f"warning: azero-jax printed no progress line in {secs:g} s (log: {proc.log_path})", file=sys.stderr,
               flush=True)
@@ -442,9 +462,12 @@ def define_flags() -> None:
     flags.DEFINE_integer("throughput_progress_every", 100, "progress_every of both throughput runs (one line per "
                          "generation of 100)")
     flags.DEFINE_list("azero_extra", [], "extra flags for experiments/linear_regression.py (after this tool's)")
-    flags.DEFINE_list("azero_throughput_extra", [], "extra flags for experiments/cifar_binary.py (after this tool's)")
+    flags.DEFINE_list("azero_throughput_extra", [], "extra flags for experiments/cifar_binary.py (or search.py with "
+                      "--dataset=synthetic; after this tool's)")
     flags.DEFINE_string("dataset", None, "azero-jax throughput data, passed to experiments/cifar_binary.py "
-                        "(default: its built-in digits)")
+                        "(default: its built-in digits); `synthetic` runs experiments/search.py --config=baseline "
+                        "on 10 linear-regression tasks, F=16, 8000/1000 (the kind and shape of "
+                        "--cpp_baseline_tasks=synthetic)")
     flags.DEFINE_string("data_dir", None, "passed to experiments/cifar_binary.py with --dataset")
     flags.DEFINE_string("azero_discovery_command", "", "command run instead of `python "
                         "experiments/linear_regression.py` (tests, wrappers); this tool appends its flags")

@@ -82,11 +82,8 @@ Every wait is bounded:
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import os
 import signal
-import socket
 import sys
 import time
 
@@ -99,6 +96,8 @@ from azero_jax import program_arrays as pa
 from azero_jax import tasks as tasks_lib
 from azero_jax.analysis import plots
 from azero_jax.experiment.evaluators import build_search, evaluate_program
+from azero_jax.scripts import _distributed_processes as procs
+from azero_jax.scripts._distributed_processes import EXIT_PEER_LOST, KILL_ENV  # noqa: F401 (tests, callers)
 from azero_jax.search import distributed as dist
 from azero_jax.search.evolution import RegularizedEvolution
 
@@ -136,78 +135,6 @@ def define_flags() -> None:
     cli.define_config_flags()
 
 
-# ------------------------------------------------------------ connection --
-
-def parse_address(address: str) -> tuple[str, int]:
-    host, sep, port = (address or "").strip().rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise cli.UsageError(f"--coordinator_address must be HOST:PORT, got {address!r}")
-    return host, int(port)
-
-
-def check_coordinator_address(address: str, process_id: int, timeout: float) -> None:
-    """Before `jax.distributed.initialize` (whose failures abort the process
-    with a C++ stack trace): process 0 must be able to bind the address (it
-    runs the coordinator there); the others wait up to `timeout` seconds for
-    it to accept connections. A UsageError (one `error:` line) otherwise."""
-    host, port = parse_address(address)
-    if process_id == 0:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as e:
-            raise cli.UsageError(f"coordinator address {address!r}: cannot resolve {host!r} ({e})") from None
-        family, _, _, _, sockaddr = infos[0]
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(sockaddr)
-            except OSError as e:
-                why = ("the port is in use" if e.errno == errno.EADDRINUSE else
-                       f"{host!r} is not an address of this machine" if e.errno == errno.EADDRNOTAVAIL else str(e))
-                raise cli.UsageError(f"process 0 cannot run the coordinator at {address}: {why}") from None
-        return
-    deadline = time.monotonic() + timeout
-    last = "no attempt"
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=min(2.0, max(0.1, deadline - time.monotonic()))):
-                return
-        except OSError as e:
-            last = e.strerror or str(e)
-        if time.monotonic() >= deadline:
-            raise cli.UsageError(f"no coordinator reachable at {address} within {timeout:g} s ({last}): check "
-                                 "--coordinator_address and that process 0 is running")
-        time.sleep(0.2)
-
-
-def initialize(address: str, num_processes: int, process_id: int, timeout: int, *, heartbeat_timeout: int = 100,
-               shutdown_timeout: int = 3600) -> None:
-    start = time.monotonic()
-    check_coordinator_address(address, process_id, timeout)
-    import jax
-
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    left = max(1, int(timeout - (time.monotonic() - start)))
-    jax.distributed.initialize(coordinator_address=address, num_processes=num_processes, process_id=process_id,
-                               initialization_timeout=left, heartbeat_timeout_seconds=heartbeat_timeout,
-                               shutdown_timeout_seconds=shutdown_timeout)
-
-
-EXIT_PEER_LOST = 3  # the exit status of a process that lost the others (see `peer_lost`)
-
-
-def peer_lost(process_id: int, what: str, output_dir: str) -> None:
-    """The end of a process whose exchange with the others failed or timed
-    out: one `error:` line, exit status 3, and no `jax.distributed.shutdown`
-    (its barrier would wait for the dead process and end in an abort)."""
-    print(f"error: process {process_id} lost the other processes ({what}): a process died, hangs or cannot be "
-          f"reached; rerun the same command on every process to resume from the newest common checkpoint in "
-          f"{output_dir} (with --checkpoint_every_steps)", file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os._exit(EXIT_PEER_LOST)
-
-
 # ------------------------------------------------------------ search --
 
 def build_searchers(config: experiment.ExperimentConfig, islands: list[int], seed: int) -> list[RegularizedEvolution]:
@@ -219,76 +146,6 @@ def build_searchers(config: experiment.ExperimentConfig, islands: list[int], see
     search_tasks = tasks_lib.make_tasks(specs)
     return [build_search(config, specs, search_tasks, evaluator_seed=dist.island_seed(seed, g, "evaluator") % 2**31,
                          island=g)[1] for g in islands]
-
-
-# ------------------------------------------------------------ checkpoints --
-
-KILL_ENV = "AZERO_JAX_DISTRIBUTED_KILL_AT"  # test hook "P:S": process P SIGKILLs itself after step S
-_MAX_HELD = 8  # checkpoint steps a process reports when the processes agree on where to resume
-
-
-def checkpoint_header(config: experiment.ExperimentConfig, num_processes: int) -> dict:
-    return {"num_processes": num_processes, "num_islands": config.num_islands, "seed": config.random_seed,
-            "config_hash": config.search_hash()}
-
-
-def check_checkpoints(output_dir: str, header: dict) -> dict[int, list[int]]:
-    """The checkpoint files in `output_dir` ({process: steps}); a UsageError
-    if any was written by a run with another layout, seed or config."""
-    found = dist.list_checkpoints(output_dir)
-    for q, steps in found.items():
-        path = dist.checkpoint_path(output_dir, q, steps[-1])  # each process's newest one
-        try:
-            saved = checkpoint_lib.load(path)["header"]
-        except (checkpoint_lib.CheckpointError, KeyError, TypeError) as e:
-            if not os.path.exists(path):  # dropped meanwhile
-                continue
-            raise cli.UsageError(f"{e}; remove the checkpoint files or use a fresh --output_dir") from None
-        for key, flag in (("num_processes", "--num_processes"), ("num_islands", "--islands"), ("seed", "--seed")):
-            if saved.get(key) != header[key]:
-                raise cli.UsageError(
-                    f"the checkpoints in {output_dir} were written with {flag}={saved.get(key)}, this run has "
-                    f"{flag}={header[key]}: resume with {flag}={saved.get(key)} or use a fresh --output_dir")
-        if saved.get("config_hash") != header["config_hash"]:
-            raise cli.UsageError(f"the checkpoints in {output_dir} were written by a run with a different search "
-                                 "config: resume with the same flags or use a fresh --output_dir")
-    extra = sorted(q for q in found if q >= header["num_processes"])
-    if extra:
-        raise cli.UsageError(f"{output_dir} holds checkpoints of process {extra[0]}, but this run has "
-                             f"{header['num_processes']} processes: use a fresh --output_dir")
-    return found
-
-
-def agree_on_resume(held: list[int], header: dict, allgather) -> int | None:
-    """The step all processes resume from (None: a fresh start); every
-    process also checks that all of them run the same config."""
-    digest = int.from_bytes(hashlib.sha256(repr(sorted(header.items())).encode()).digest()[:4], "little", signed=True)
-    held = sorted(held)[-_MAX_HELD:]
-    row = np.full(_MAX_HELD + 1, -1, np.int32)
-    row[0] = digest
-    row[1:1 + len(held)] = held
-    gathered = allgather(row)
-    if (gathered[:, 0] != digest).any():
-        raise cli.UsageError("the processes were started with different flags (config, seed, islands or process "
-                             "count): give every process the same flags except --process_id")
-    return dist.common_step([[int(v) for v in r[1:] if v >= 0] for r in gathered])
-
-
-def _kill_at() -> tuple[int, int] | None:
-    value = os.environ.get(KILL_ENV)
-    if not value:
-        return None
-    process, _, step = value.partition(":")
-    return int(process), int(step)
-
-
-def _population_digest(state) -> list[int]:
-    island = state.islands[0]
-    h = hashlib.sha256(np.ascontiguousarray(island.fitnesses, np.float64).tobytes())
-    for code in island.programs:
-        for a in code:
-            h.update(np.ascontiguousarray(a).tobytes())
-    return np.frombuffer(h.digest()[:8], np.int32).tolist()
 
 
 def select_and_final(config: experiment.ExperimentConfig, programs: list, seed: int,
@@ -352,7 +209,7 @@ def main(argv: list[str]) -> None:
     try:
         _main(argv)
     except dist.CollectiveError as e:
-        peer_lost(p, str(e), output_dir)
+        procs.peer_lost(p, str(e), output_dir)
 
 
 def _main(argv: list[str]) -> None:
@@ -372,8 +229,8 @@ def _main(argv: list[str]) -> None:
     if p == 0:
         experiment.preflight.check_output_dir(output_dir)
     every = _FLAGS["checkpoint_every_steps"].value
-    header = checkpoint_header(config, n)
-    held = check_checkpoints(output_dir, header).get(p, [])
+    header = procs.checkpoint_header(config, n)
+    held = procs.check_checkpoints(output_dir, header).get(p, [])
 
     def log(line: str) -> None:
         print(f"[process {p}] {line}", flush=True)
@@ -385,12 +242,12 @@ def _main(argv: list[str]) -> None:
             cli.fail("--coordinator_address=HOST:PORT is required with --num_processes > 1")
         timeout = _FLAGS["initialization_timeout"].value
         log(f"connecting to the coordinator at {address} ({n} processes, timeout {timeout} s)")
-        initialize(address, n, p, timeout, heartbeat_timeout=_FLAGS["heartbeat_timeout"].value,
+        procs.initialize(address, n, p, timeout, heartbeat_timeout=_FLAGS["heartbeat_timeout"].value,
                    shutdown_timeout=_FLAGS["shutdown_timeout"].value)
         limit = _FLAGS["collective_timeout"].value
         allgather = dist.guarded_allgather(
             dist.jax_allgather, timeout=limit,
-            on_timeout=lambda: peer_lost(p, f"no answer within --collective_timeout={limit} s", output_dir))
+            on_timeout=lambda: procs.peer_lost(p, f"no answer within --collective_timeout={limit} s", output_dir))
     islands = dist.local_islands(p, n, g_count)
     log(f"holds islands {islands} of {g_count} (island g lives on process g mod {n}); seed {seed}, {steps} steps, "
         f"migration every {config.migration_every} steps")
@@ -400,7 +257,7 @@ def _main(argv: list[str]) -> None:
     max_seconds = config.max_seconds  # --max_minutes * 60; None: no budget
     # max_seconds joins the flags every process must share: with a budget, every process takes part in the
     # per-step stop all-gather, so all of them must have one.
-    resume = agree_on_resume(held, {**header, "max_seconds": max_seconds}, allgather)
+    resume = procs.agree_on_resume(held, {**header, "max_seconds": max_seconds}, allgather)
     if resume is not None and resume > steps:
         cli.fail(f"the checkpoints are at step {resume}, past --steps={steps}: give --steps={resume} or more")
     for step in held:  # a fresh start drops every file; a resume all but the common step's
@@ -425,7 +282,7 @@ def _main(argv: list[str]) -> None:
             cli.fail(f"cannot resume from {path}: {e}")
         log(f"resumed from step {resume} ({search.migrations} migrations done; {path})")
         first = resume + 1
-    kill = _kill_at()
+    kill = procs.kill_at()
     done_steps, stopped_by = first - 1, "steps"
     for step in range(first, steps + 1):
         states = search.step(states)
@@ -466,7 +323,7 @@ def _main(argv: list[str]) -> None:
     rows = np.zeros((search.slots, 4), np.int32)
     for j, st in enumerate(states):
         rows[j, :2] = np.asarray([st.num_individuals], np.int64).view(np.int32)
-        rows[j, 2:] = _population_digest(st)
+        rows[j, 2:] = procs.population_digest(st)
     gathered = allgather(rows)
     merged = dist.gather_float_rows(np.asarray(progress, np.float64).reshape(-1, len(PROGRESS_COLUMNS)), allgather)
     if p == 0:

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from azero_jax import fitness as fitness_lib
+from azero_jax.native_eval import _compile
 from azero_jax.program import OPERAND_KIND_CODES, MemoryShape, ProgramError
 from azero_jax.program_arrays import ProgramArrays
 from azero_jax.tasks import Task
@@ -159,6 +160,7 @@ def run_jobs(programs: ProgramArrays, data: TaskData, memory: MemoryShape, *, pr
     lengths = np.zeros(jobs, dtype=np.int64)
     errors = np.zeros((jobs, width))
     if jobs:
+        f_hint = (0,) * fixed_features(data)
         code = []
         for comp in programs:
             code += [np.ascontiguousarray(comp.ints, dtype=np.int32), np.ascontiguousarray(comp.floats),
@@ -167,7 +169,9 @@ def run_jobs(programs: ProgramArrays, data: TaskData, memory: MemoryShape, *, pr
                 data.valid_size, data.rule, data.classes, data.features, data.task_index,
                 program, task, num_train, num_valid, seed, float(max_abs_error),
                 int(memory.scalars), int(memory.vectors), int(max(memory.matrices, 0)), OPERAND_KIND_CODES,
-                fitness, steps, lengths, errors, (0,) * fixed_features(data))
+                fitness, steps, lengths, errors, f_hint)
+        if len(f_hint) not in _compile.checked:  # the first run of this version in this process
+            _compile.ensure_cached(evaluate_jobs, (*args, program[:1]), int(data.features.max()))
         long_jobs = bool(num_train.sum() + num_valid.sum() >= LONG_JOB_EXAMPLES * jobs)
         workers = min(threads(), jobs if long_jobs else max(jobs // MIN_JOBS_PER_THREAD, 1))
         if workers == 1:

@@ -31,9 +31,11 @@ Editing this file: `lanes.py` inlines `_execute`, and Numba's disk cache
 keys `lanes.py`'s compiled functions to `lanes.py`'s own timestamp, so after
 a change here alone the old machine code keeps running. Delete
 `native_eval/__pycache__/*.nbi` and `*.nbc` (or touch `lanes.py`) before
-measuring; time the code in a process that loads it from the cache (the
-compiling process ran the same code slower: 383-397 against 251-308 ns
-per train step, docs/performance.md).
+measuring. A process that compiles the interpreter runs it slower than one
+that loads it from the cache (383-397 against 251-308 ns per train step,
+docs/performance.md), so `_compile.py` compiles in a child process and every
+run loads the code; with AZERO_JAX_NATIVE_COMPILE_HERE=1, time the code in a
+later process.
 """
 
 from __future__ import annotations

@@ -1,0 +1,105 @@
+"""The native interpreter is compiled in a child process, then loaded from
+Numba's disk cache.
+
+Why: the process that compiles `lanes.evaluate_jobs` runs the compiled code
+slower than every later process that loads the same code from the cache.
+Measured on the 2-core development CPU (tenth session, docs/performance.md):
+the 100 programs of a baseline search's population, F = 16, one thread,
+362-374 ns per train step in the compiling process against 245-252 ns in
+processes that loaded the code; a baseline search's first run 170
+individuals/s after its compilation against 224 in the next run. A process
+that compiles unrelated functions is not slowed, so the difference is in the
+code, not in the process; why is not understood. The demo (F = 4) shows no
+difference. So when this process needs a version (F compiled in, or the
+generic one) that the cache lacks, a child process compiles it and this
+process loads it: the same compilation time, once, and the fast code from
+the first run on.
+
+How: `ensure_cached` is called before this process first runs a version.
+It computes the call's Numba signature and looks it up in the cache's index
+(Numba internals: any failure there, or a child that fails, and this process
+compiles as before: never worse than without it). The child runs
+`python -m azero_jax.native_eval._compile F HINT`: one job of an empty
+program on a task of F features, through `run_jobs`, so its argument types
+are those of every real call. AZERO_JAX_NATIVE_COMPILE_HERE=1 turns the
+child off.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+
+CHILD_TIMEOUT_SECONDS = 900
+ENV_COMPILE_HERE = "AZERO_JAX_NATIVE_COMPILE_HERE"
+checked: set[int] = set()  # f_hint lengths this process has checked
+_lock = threading.Lock()
+
+
+def _where(dispatcher, args: tuple) -> str:
+    """Where `dispatcher`'s code for `args`' types is: "process" (compiled or
+    loaded here), "disk" (Numba's cache), "nowhere", or "unknown"."""
+    try:
+        sig = tuple(dispatcher.typeof_pyval(a) for a in args)
+        if sig in dispatcher.overloads:
+            return "process"
+        magic = dispatcher.targetctx.codegen().magic_tuple()
+        index = dispatcher._cache._cache_file._load_index()
+        return "disk" if any(key[0] == sig and key[1] == magic for key in index) else "nowhere"
+    except Exception:  # Numba internals moved: compile in this process
+        return "unknown"
+
+
+def _compile_in_child(features: int, hint: int) -> bool:
+    """Runs the child; whether it ended well."""
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    env["AZERO_JAX_NATIVE_THREADS"] = "1"
+    try:
+        done = subprocess.run([sys.executable, "-m", "azero_jax.native_eval._compile", str(features), str(hint)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=CHILD_TIMEOUT_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def ensure_cached(dispatcher, args: tuple, features: int) -> None:
+    """Before this process first runs the version of `args` (its f_hint
+    length, the next-to-last argument; `features`: the F to compile it
+    for): has a child compile it into the disk cache if the cache lacks it."""
+    hint = len(args[-2])
+    if hint in checked:
+        return
+    with _lock:
+        if hint in checked:
+            return
+        checked.add(hint)
+        if not os.environ.get(ENV_COMPILE_HERE) and _where(dispatcher, args) == "nowhere":
+            _compile_in_child(features, hint)
+
+
+def _child(features: int, hint: int) -> None:
+    """Compiles (or loads) the version for tasks of `features` features with
+    F compiled in (`hint` = F) or generic (`hint` = 0)."""
+    os.environ[ENV_COMPILE_HERE] = "1"
+    from azero_jax import native_eval, program_arrays
+    from azero_jax.program import MemoryShape
+    from azero_jax.tasks import Task
+
+    native_eval.FIXED_FEATURES = (features,) if hint else ()
+    x = np.zeros((2, features))
+    task = Task(x, np.zeros(2), x[:1], np.zeros(1))
+    one = np.zeros(1, np.int64)
+    native_eval.run_jobs(program_arrays.empty(1, 1), native_eval.TaskData.from_tasks([task]),
+                         MemoryShape(2, 2, 1, features), program=one, task=one, num_train=one + 2, num_valid=one + 1,
+                         seed=one)
+
+
+if __name__ == "__main__":
+    _child(int(sys.argv[1]), int(sys.argv[2]))

@@ -37,7 +37,7 @@ import os
 
 from azero_jax import fileio
 from azero_jax.program import Algorithm, MemoryShape
-from azero_jax.serialization._errors import ProgramFileError, ProgramSyntaxError
+from azero_jax.serialization._common import ProgramFileError, ProgramSyntaxError
 from azero_jax.serialization._json import (
     ADDRESS_FIELDS,
     JSON_FORMAT,

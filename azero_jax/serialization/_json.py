@@ -9,16 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from azero_jax import ops as ops_lib
-from azero_jax.program import (
-    COMPONENT_TITLES,
-    COMPONENTS,
-    Algorithm,
-    Instruction,
-    MemoryShape,
-    ProgramError,
-    validate_instruction,
-)
-from azero_jax.serialization._errors import _FLOAT32_MAX, ProgramSyntaxError, _quote
+from azero_jax.program import COMPONENTS, Algorithm, Instruction, MemoryShape, ProgramError
+from azero_jax.serialization._common import _FLOAT32_MAX, ProgramSyntaxError, _quote, check_memory
 
 JSON_FORMAT = "azero-jax-program"
 JSON_VERSION = 1
@@ -176,12 +168,7 @@ class _DictReader:
         algorithm = Algorithm(**components)
         check = memory if memory is not None else file_memory
         if check is not None:
-            for name in COMPONENTS:
-                for i, instr in enumerate(components[name]):
-                    try:
-                        validate_instruction(instr, check, where=f"{COMPONENT_TITLES[name]} instruction {i}")
-                    except ProgramError as e:
-                        raise self.fail(f"{name}[{i}]", str(e)) from None
+            check_memory(components, check, lambda name, i, problem: self.fail(f"{name}[{i}]", problem))
         return algorithm, file_memory
 
 

@@ -10,16 +10,8 @@ import re
 from typing import Any
 
 from azero_jax import ops as ops_lib
-from azero_jax.program import (
-    COMPONENT_TITLES,
-    COMPONENTS,
-    Algorithm,
-    Instruction,
-    MemoryShape,
-    ProgramError,
-    validate_instruction,
-)
-from azero_jax.serialization._errors import _FLOAT32_MAX, ProgramSyntaxError, _quote
+from azero_jax.program import COMPONENT_TITLES, COMPONENTS, Algorithm, Instruction, MemoryShape, ProgramError
+from azero_jax.serialization._common import _FLOAT32_MAX, ProgramSyntaxError, _quote, check_memory
 
 _HEADERS = tuple(f"def {COMPONENT_TITLES[c]}():" for c in COMPONENTS)
 
@@ -210,10 +202,6 @@ def parse_algorithm(text: str, *, source: str = "<string>", memory: MemoryShape 
         raise ProgramSyntaxError(source, f"missing {missing!r} (file truncated?)", line=last_line)
     algorithm = Algorithm(**components)
     if memory is not None:
-        for name in COMPONENTS:
-            for i, (instr, number) in enumerate(zip(components[name], line_numbers[name], strict=True)):
-                try:
-                    validate_instruction(instr, memory, where=f"{COMPONENT_TITLES[name]} instruction {i}")
-                except ProgramError as e:
-                    raise ProgramSyntaxError(source, str(e), line=number) from None
+        check_memory(components, memory,
+                     lambda name, i, problem: ProgramSyntaxError(source, problem, line=line_numbers[name][i]))
     return algorithm

@@ -1,10 +1,13 @@
-"""The serialization package's errors and message helpers (one-line messages)."""
+"""What the text and JSON forms share: their errors, one-line message
+helpers, and the check of a program's instructions against a memory shape."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+
 import numpy as np
 
-from azero_jax.program import ProgramError
+from azero_jax.program import COMPONENT_TITLES, COMPONENTS, Instruction, MemoryShape, ProgramError, validate_instruction
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -42,3 +45,15 @@ def _one_line(text: str) -> str:
 def _quote(text: str, limit: int = 80) -> str:
     """repr() of a (shortened) user string, so messages stay one line."""
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def check_memory(components: Mapping[str, Sequence[Instruction]], memory: MemoryShape,
+                 fail: Callable[[str, int, str], Exception]) -> None:
+    """Validates every instruction against `memory`; the first that does not
+    fit raises `fail(component, position, problem)`."""
+    for name in COMPONENTS:
+        for i, instr in enumerate(components[name]):
+            try:
+                validate_instruction(instr, memory, where=f"{COMPONENT_TITLES[name]} instruction {i}")
+            except ProgramError as e:
+                raise fail(name, i, str(e)) from None

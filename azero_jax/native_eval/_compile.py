@@ -9,8 +9,17 @@ the 100 programs of a baseline search's population, F = 16, one thread,
 processes that loaded the code; a baseline search's first run 170
 individuals/s after its compilation against 224 in the next run. A process
 that compiles unrelated functions is not slowed, so the difference is in the
-code, not in the process; why is not understood. The demo (F = 4) shows no
-difference. So when this process needs a version (F compiled in, or the
+code, not in the process. Per op (F = 16, 20 copies of one op in Predict),
+the compiling process runs the matrix ops at the generic code's speed
+(matrix-vector product 123 ns, generic 113-118, loaded F = 16 code 40-44)
+and the scalar and vector ops as the loaded code does. Our reading, not
+proven: Numba links each callee the interpreter does not inline
+(`kernel._matrix_op`, `_minmax_stats`, `_pairwise`) into the caller's module
+as a weak copy, which LLVM specializes for the constant F; in the compiling
+process the callee's own library, compiled for a run-time F, is already
+loaded, and the JIT resolves the calls to it; a process that loads the
+cached object has only the specialized copies. The demo (F = 4, no matrix
+ops) shows no difference. So when this process needs a version (F compiled in, or the
 generic one) that the cache lacks, a child process compiles it and this
 process loads it: the same compilation time, once, and the fast code from
 the first run on.

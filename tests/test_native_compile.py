@@ -106,11 +106,11 @@ def test_a_child_runs_only_when_the_code_is_nowhere_and_once_per_version(monkeyp
     monkeypatch.setattr(_compile, "checked", set())
     monkeypatch.delenv(_compile.ENV_COMPILE_HERE, raising=False)
     missing, present = _FakeDispatcher({}), _FakeDispatcher({(("int", "tuple", "int"), ("cpu",), "c"): "f"})
-    _compile.ensure_cached(missing, (1, (0,) * 16, 2), 16)
-    _compile.ensure_cached(missing, (1, (0,) * 16, 2), 16)  # checked once per process
-    _compile.ensure_cached(present, (1, (), 2), 7)  # on disk: loaded by the call itself
+    _compile.ensure_cached(missing, (1, (0,) * 16, 2), 16, 16)
+    _compile.ensure_cached(missing, (1, (0,) * 16, 2), 16, 16)  # checked once per process
+    _compile.ensure_cached(present, (1, (), 2), 0, 7)  # on disk: loaded by the call itself
     assert calls == [(16, 16)]
     monkeypatch.setattr(_compile, "checked", set())
     monkeypatch.setenv(_compile.ENV_COMPILE_HERE, "1")
-    _compile.ensure_cached(missing, (1, (0,) * 4, 2), 4)
+    _compile.ensure_cached(missing, (1, (0,) * 4, 2), 4, 4)
     assert calls == [(16, 16)]

@@ -171,7 +171,7 @@ def run_jobs(programs: ProgramArrays, data: TaskData, memory: MemoryShape, *, pr
                 int(memory.scalars), int(memory.vectors), int(max(memory.matrices, 0)), OPERAND_KIND_CODES,
                 fitness, steps, lengths, errors, f_hint)
         if len(f_hint) not in _compile.checked:  # the first run of this version in this process
-            _compile.ensure_cached(evaluate_jobs, (*args, program[:1]), int(data.features.max()))
+            _compile.ensure_cached(evaluate_jobs, (*args, program[:1]), len(f_hint), int(data.features.max()))
         long_jobs = bool(num_train.sum() + num_valid.sum() >= LONG_JOB_EXAMPLES * jobs)
         workers = min(threads(), jobs if long_jobs else max(jobs // MIN_JOBS_PER_THREAD, 1))
         if workers == 1:

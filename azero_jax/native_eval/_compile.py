@@ -19,10 +19,10 @@ as a weak copy, which LLVM specializes for the constant F; in the compiling
 process the callee's own library, compiled for a run-time F, is already
 loaded, and the JIT resolves the calls to it; a process that loads the
 cached object has only the specialized copies. The demo (F = 4, no matrix
-ops) shows no difference. So when this process needs a version (F compiled in, or the
-generic one) that the cache lacks, a child process compiles it and this
-process loads it: the same compilation time, once, and the fast code from
-the first run on.
+ops) shows no difference. So when this process needs a version (F compiled
+in, or the generic one) that the cache lacks, a child process compiles it
+and this process loads it: the same compilation time, once, and the fast
+code from the first run on.
 
 How: `ensure_cached` is called before this process first runs a version.
 It computes the call's Numba signature and looks it up in the cache's index
@@ -36,6 +36,7 @@ child off.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -63,28 +64,24 @@ def _where(dispatcher, args: tuple) -> str:
         return "unknown"
 
 
-def _compile_in_child(features: int, hint: int) -> bool:
-    """Runs the child; whether it ended well."""
+def _compile_in_child(features: int, hint: int) -> None:
+    """Runs the child; if it fails, the caller's first call compiles as before."""
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
     env["AZERO_JAX_NATIVE_THREADS"] = "1"
-    try:
-        done = subprocess.run([sys.executable, "-m", "azero_jax.native_eval._compile", str(features), str(hint)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=CHILD_TIMEOUT_SECONDS, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run([sys.executable, "-m", "azero_jax.native_eval._compile", str(features), str(hint)],
+                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=CHILD_TIMEOUT_SECONDS, check=False)
 
 
-def ensure_cached(dispatcher, args: tuple, features: int) -> None:
-    """Before this process first runs the version of `args` (its f_hint
-    length, the next-to-last argument; `features`: the F to compile it
-    for): has a child compile it into the disk cache if the cache lacks it."""
-    hint = len(args[-2])
-    if hint in checked:
-        return
+def ensure_cached(dispatcher, args: tuple, hint: int, features: int) -> None:
+    """Before this process first runs version `hint` (the f_hint length: F
+    compiled in, or 0 for generic) with `args`, the call's arguments
+    (`features`: the F to compile it for): has a child compile it into the
+    disk cache if the cache lacks it. Callers skip the call once `hint` is
+    in `checked`."""
     with _lock:
         if hint in checked:
             return

@@ -139,8 +139,8 @@ SEARCH = os.path.join(ROOT, "experiments", "search.py")
 # --dataset=synthetic: the C++'s synthetic baseline tasks' kind and shape (10 linear-regression
 # tasks, F=16, 8000/1000 examples, RMS error) for azero-jax's search of the baseline config.
 SYNTHETIC = "synthetic"
-SYNTHETIC_TASKS = json.dumps([{"kind": "linear", "features": 16, "num_train": 8000, "num_valid": 1000,
-                               "num_tasks": 10}], separators=(",", ":"))
+SYNTHETIC_SPEC = {"kind": "linear", "features": 16, "num_train": 8000, "num_valid": 1000, "num_tasks": 10}
+SYNTHETIC_TASKS = json.dumps([SYNTHETIC_SPEC], separators=(",", ":"))
 ROUNDS = ("discovery", "throughput")
 AZERO_GRACE_SECONDS = 120.0  # azero-jax's final evaluation after its --max_minutes budget
 NA = "na"
@@ -390,10 +390,11 @@ def throughput_round(work: str, summary: dict[str, Any], report: dict[str, Any])
     proc = run_measured([*cmd, *FLAGS.azero_throughput_extra], os.path.join(work, "azero.log"), secs, ROOT)
     text = proc.text()
     row = _throughput_row("azero", proc, parse_log(text), None)
-    m = _AZERO_DATA.search(text)
     if synthetic:
-        row["data"] = "synthetic linear regression, 80000 train steps/individual"
+        row["data"] = (f"synthetic linear regression, "
+                       f"{SYNTHETIC_SPEC['num_tasks'] * SYNTHETIC_SPEC['num_train']} train steps/individual")
     else:
+        m = _AZERO_DATA.search(text)
         row["data"] = (f"{FLAGS.dataset or 'digits'}"
                        + (f", {int(m.group(4)) * int(m.group(2))} train steps/individual" if m else ""))
     if row["individuals"] is None:
